@@ -23,6 +23,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # Start from no file: HDF5 writers refuse an empty file that already exists.
+    tmp_path.unlink()
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -106,3 +106,24 @@ def read_dataset(path: str | Path, name: str) -> np.ndarray:
     """Read one extra dataset (e.g. ``outlier_mask``) from a session file."""
     with h5py.File(path, "r") as f:
         return f[name][()]
+
+
+def reorder_bodyparts(kp: SessionKeypoints, bodyparts) -> SessionKeypoints:
+    """Put the bodyparts in the configured order; refuse a session that lacks any."""
+    from dataclasses import replace
+
+    if not bodyparts:
+        return kp
+    missing = [b for b in bodyparts if b not in kp.bodyparts]
+    if missing:
+        raise InputError(
+            f"{kp.source_path}: bodyparts {missing} from config key 'bodyparts' are not in "
+            f"the file; the file has {list(kp.bodyparts)}"
+        )
+    order = [list(kp.bodyparts).index(b) for b in bodyparts]
+    return replace(
+        kp,
+        coordinates=kp.coordinates[:, order],
+        confidences=kp.confidences[:, order],
+        bodyparts=list(bodyparts),
+    )

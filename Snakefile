@@ -1,0 +1,28 @@
+# kpms-flow: pose-tracking files in, Keypoint-MoSeq syllables out.
+#   snakemake -n                                   what would run
+#   snakemake --profile profiles/local             run on this machine
+#   snakemake --configfile config/demo.yaml ...    the embedded demo
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/load.smk"
+include: "workflow/rules/qa.smk"
+include: "workflow/rules/pca.smk"
+include: "workflow/rules/arhmm.smk"
+include: "workflow/rules/full_model.smk"
+include: "workflow/rules/reindex.smk"
+include: "workflow/rules/results.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),

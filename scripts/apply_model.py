@@ -1,0 +1,21 @@
+"""Rule apply_model: syllables for a session outside the training set (frozen model)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+from kpms_flow.runtime import configure_jax, log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821
+configure_jax(snakemake.threads)  # noqa: F821
+
+from kpms_flow.config import kpms_config
+from kpms_flow.keypoints import read_session
+from kpms_flow.model import apply_to_session, read_training_attrs
+
+inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+
+bodyparts, _, _ = read_training_attrs(inp.data)
+kp = read_session(inp.clean)
+apply_to_session(inp.checkpoint, kp, kpms_config(p.model, bodyparts), p.num_iters, out[0])
+log.info("applied the model to %s (%d frames, %d iterations)", kp.session, kp.n_frames, p.num_iters)

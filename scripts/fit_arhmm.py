@@ -1,0 +1,39 @@
+"""Rule fit_arhmm: AR-HMM fit at the configured kappa (resumes a killed fit)."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+from kpms_flow.runtime import configure_jax, log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821
+configure_jax(snakemake.threads)  # noqa: F821
+
+from pathlib import Path
+
+import joblib
+
+from kpms_flow.config import kpms_config
+from kpms_flow.model import FitSpec, fingerprint, init_arhmm, load_training_data, run_fit
+
+inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+
+data, metadata, bodyparts, fps, _ = load_training_data(inp.data)
+latent_dim = int(Path(inp.latent_dim).read_text())
+kcfg = kpms_config(p.model, bodyparts, latent_dim=latent_dim)
+spec = FitSpec(
+    work_dir=Path(out[0]).parent / "work",
+    output=Path(out[0]),
+    num_iters=p.num_iters,
+    ar_only=True,
+    fingerprint=fingerprint(*inp, dict(p.items())),
+    save_every_n_iters=p.save_every_n_iters,
+    fps=fps,
+)
+log.info("AR-HMM: kappa %g, %d iterations, latent_dim %d", p.kappa, p.num_iters, latent_dim)
+run_fit(
+    spec,
+    data,
+    metadata,
+    lambda: (init_arhmm(data, joblib.load(inp.pca), kcfg, p.kappa, p.seed, fps), 0),
+)

@@ -1,0 +1,822 @@
+"""Load one session of pose tracking with keypoint-moseq's own loaders, with checks.
+
+keypoint-moseq 0.8.1 (``keypoint_moseq.io``) has one private loader per format, each taking
+``(filepath, name)`` and returning ``(coordinates, confidences, bodyparts)`` where the two
+dicts are keyed by ``name`` (one animal) or ``name_<animal>`` (several). We call those loaders
+directly (no glob, one file at a time) so that the arrays are exactly what keypoint-moseq would
+model, and wrap them with the checks that keypoint-moseq lacks. Its known silent mis-loads,
+each turned into an :class:`~kpms_flow.keypoints.InputError` here:
+
+* multi-animal DeepLabCut tables: ``bodyparts`` comes back as a *set* (random order) although
+  the arrays follow the header order. We read the header order ourselves.
+* DeepLabCut-style tables without a ``likelihood`` coordinate (e.g. MABe exports): the loader
+  reshapes the columns by threes and silently returns the wrong keypoints. Refused.
+* any DeepLabCut table whose columns are not ``x, y, likelihood`` triples (an extra index column,
+  3D ``z`` columns, several scorers): same reshape problem. Refused.
+* an h5 with several pandas keys: keypoint-moseq fails. We read the file if exactly one key holds
+  a DeepLabCut table, and refuse it (listing the keys) otherwise.
+* old SLEAP analysis h5 without ``point_scores``: keypoint-moseq fails with a bare ``KeyError``.
+  Refused with the cause.
+* a SLEAP ``.slp`` holding several videos: keypoint-moseq silently loads the first video only.
+  Refused.
+* anipose csv whose bodypart names are not ``\\w+``: keypoint-moseq's header regex silently drops
+  them. Refused.
+
+Missing values are normalised to the session-file contract (:mod:`kpms_flow.keypoints`):
+a keypoint with any NaN/inf coordinate becomes all-NaN with confidence 0, and NaN confidences
+become 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .keypoints import InputError, SessionKeypoints, sha256_of_file
+
+# The format names keypoint-moseq 0.8.1's ``load_keypoints`` accepts (case-sensitive), with the
+# extensions its loaders read (the same table as in ``keypoint_moseq.io.load_keypoints``).
+FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "deeplabcut": (".csv", ".h5", ".hdf5"),
+    "sleap": (".h5", ".hdf5", ".slp"),
+    "anipose": (".csv",),
+    "sleap-anipose": (".h5", ".hdf5"),
+    "nwb": (".nwb",),
+    "facemap": (".h5", ".hdf5"),
+    "freipose": (".json",),
+    "dannce": (".mat",),
+}
+KPMS_FORMATS: tuple[str, ...] = tuple(FORMAT_EXTENSIONS)
+
+# Name keypoint-moseq's loaders get; results come back keyed "s" or "s_<animal>".
+_KEY = "s"
+# DeepLabCut's per-bodypart coordinate triple, in the order keypoint-moseq's reshape assumes.
+_DLC_TRIPLE = ("x", "y", "likelihood")
+# Individual that multi-animal DeepLabCut uses for unique (non-animal) bodyparts; keypoint-moseq
+# excludes it by default, and so do we.
+_DLC_EXCLUDED = ("single",)
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _fail(path, cause: str) -> InputError:
+    return InputError(f"{path}: {cause}")
+
+
+def check_format(format: str, path=None) -> str:
+    """Return ``format`` if keypoint-moseq 0.8.1 knows it, else raise :class:`InputError`.
+
+    Parameters
+    ----------
+    format : str
+        Format name (case-sensitive, as in keypoint-moseq).
+    path : path-like, optional
+        File the format is for; named in the error message.
+    """
+    if format not in FORMAT_EXTENSIONS:
+        where = f"{path}: " if path is not None else ""
+        hint = ""
+        if isinstance(format, str) and format.strip().lower() in FORMAT_EXTENSIONS:
+            hint = f" (names are case-sensitive: did you mean '{format.strip().lower()}'?)"
+        raise InputError(
+            f"{where}unknown format {format!r}{hint}; valid formats are: {', '.join(KPMS_FORMATS)}"
+        )
+    return format
+
+
+def _check_readable(path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise _fail(path, "file not found")
+    if not p.is_file():
+        raise _fail(path, "is not a regular file (a directory?)")
+    try:
+        with open(p, "rb") as handle:  # read-only; proves we can actually read it
+            handle.read(1)
+    except OSError as err:
+        raise _fail(path, f"cannot be read ({err.strerror or err})") from err
+    return p
+
+
+def _check_extension(p: Path, format: str, path) -> None:
+    ext = p.suffix.lower()
+    if ext not in FORMAT_EXTENSIONS[format]:
+        raise _fail(
+            path,
+            f"extension '{p.suffix}' is not read by keypoint-moseq's {format} loader "
+            f"(expects {', '.join(FORMAT_EXTENSIONS[format])})",
+        )
+
+
+def _kpms_io():
+    # Imported lazily: keypoint_moseq pulls in jax (seconds), and listing DLC animals or
+    # reading the sessions table must not pay for that.
+    import keypoint_moseq.io as kpms_io
+
+    return kpms_io
+
+
+def _call_kpms(format: str, p: Path, path) -> tuple[dict, dict, list | set | None]:
+    """Run keypoint-moseq's loader for ``format`` on one file; wrap its errors."""
+    loader = getattr(_kpms_io(), "_" + format.replace("-", "_") + "_loader")
+    try:
+        # The loaders print (e.g. "Excluding individual: single"); keep pipeline logs clean.
+        with contextlib.redirect_stdout(io.StringIO()), _quiet_nwb():
+            return loader(str(p), _KEY)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any loader failure is a bad input file
+        detail = str(err).strip() or "(no message)"
+        raise _fail(
+            path, f"keypoint-moseq's {format} loader failed: {type(err).__name__}: {detail}"
+        ) from err
+
+
+@contextlib.contextmanager
+def _quiet_nwb():
+    # pynwb warns on every file written with an older ndx-pose namespace than the installed
+    # one; harmless for reading pose series, and it would flood the logs.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Ignoring the following cached namespace")
+        yield
+
+
+def _animal_of_key(key: str) -> str:
+    return "" if key == _KEY else key[len(_KEY) + 1 :]
+
+
+def _pick_animal(found: dict, animal: str, path) -> tuple[str, object]:
+    """Select ``animal`` from ``{animal: value}``; explain what the file holds otherwise."""
+    animal = "" if animal is None else str(animal)
+    names = list(found)
+    if animal in found:
+        return animal, found[animal]
+    if animal == "" and len(names) == 1:
+        return names[0], found[names[0]]
+    listed = ", ".join(repr(n) for n in names)
+    if animal == "":
+        raise _fail(
+            path, f"holds {len(names)} animals ({listed}); name one in the 'animal' column"
+        )
+    if names == [""]:
+        raise _fail(path, f"holds a single animal, but animal {animal!r} was requested; leave it empty")
+    raise _fail(path, f"has no animal {animal!r}; the file holds: {listed}")
+
+
+def _clean_fps(fps, path) -> float | None:
+    if fps is None:
+        return None
+    try:
+        value = float(fps)
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"fps {fps!r} is not a number") from err
+    if math.isnan(value):
+        return None  # NaN is how the sessions table spells "not given"
+    if not math.isfinite(value) or value <= 0:
+        raise _fail(path, f"fps must be a positive number, got {fps!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- DeepLabCut
+
+
+@dataclass
+class _DlcLayout:
+    """Per-animal bodyparts (header order) and their (x, y, likelihood) column positions."""
+
+    animals: dict[str, list[str]]
+    positions: dict[str, np.ndarray]  # animal -> int array (bodyparts, 3)
+    n_frames_known: int | None = None
+    h5_key: str | None = None
+
+
+def _dlc_layout(columns, path) -> _DlcLayout:
+    """Check a DeepLabCut column MultiIndex; return its layout or raise :class:`InputError`.
+
+    keypoint-moseq reshapes each animal's columns by threes, so anything but contiguous
+    ``x, y, likelihood`` triples per bodypart would load silently wrong.
+    """
+    names = [n for n in (getattr(columns, "names", None) or [])]
+    if getattr(columns, "nlevels", 1) < 3 or "bodyparts" not in names or "coords" not in names:
+        hint = ""
+        if names and str(names[-1]) in _DLC_TRIPLE:
+            # The level names are a data column's header: the frame-index column is missing.
+            hint = " (it looks like a DeepLabCut CSV saved without its frame-index column)"
+        raise _fail(
+            path,
+            "is not a DeepLabCut table: expected column header levels scorer/[individuals]/"
+            f"bodyparts/coords, found {names}{hint}",
+        )
+    tuples = list(columns)
+    lv = {n: names.index(n) for n in ("bodyparts", "coords")}
+    ind_level = names.index("individuals") if "individuals" in names else None
+    coords = [str(t[lv["coords"]]) for t in tuples]
+    coord_set = set(coords)
+    if "likelihood" not in coord_set:
+        found = ", ".join(sorted(coord_set))
+        raise _fail(
+            path,
+            f"DeepLabCut-style table has no 'likelihood' coordinate (coords found: {found}). "
+            "keypoint-moseq 0.8.1 reads columns as x, y, likelihood triples and would silently "
+            "load this file with the wrong keypoints; add a likelihood column per bodypart "
+            "(e.g. 1.0 where tracked) or export it with likelihoods",
+        )
+    if "z" in coord_set:
+        raise _fail(
+            path,
+            "DeepLabCut table has 'z' coordinates (3D); keypoint-moseq's deeplabcut loader reads "
+            "2D x, y, likelihood only; use the anipose format for 3D data",
+        )
+    stray = [i for i, c in enumerate(coords) if c not in _DLC_TRIPLE]
+    if stray:
+        i = stray[0]
+        raise _fail(
+            path,
+            f"column {i + 1} {tuple(tuples[i])} is not an x/y/likelihood column; the table has "
+            "extra non-coordinate columns (e.g. an extra index column from saving with "
+            "pandas after reset_index); the first column must be the frame index and all "
+            "others x, y, likelihood per bodypart",
+        )
+    scorer_level = names.index("scorer") if "scorer" in names else 0
+    scorers = list(dict.fromkeys(str(t[scorer_level]) for t in tuples))
+    if len(scorers) > 1:
+        raise _fail(path, f"DeepLabCut table mixes several scorers ({', '.join(scorers)}); keep one")
+
+    # Group column positions per animal, keeping header order (dicts keep insertion order).
+    per_animal: dict[str, list[int]] = {}
+    for i, t in enumerate(tuples):
+        ind = "" if ind_level is None else str(t[ind_level])
+        per_animal.setdefault(ind, []).append(i)
+
+    animals: dict[str, list[str]] = {}
+    positions: dict[str, np.ndarray] = {}
+    for ind, cols in per_animal.items():
+        if ind in _DLC_EXCLUDED:
+            continue
+        label = f"individual {ind!r}: " if ind else ""
+        if len(cols) % 3:
+            raise _fail(path, f"{label}{len(cols)} columns is not a multiple of 3 (x, y, likelihood)")
+        bodyparts, pos = [], []
+        for k in range(0, len(cols), 3):
+            trip = cols[k : k + 3]
+            bps = {str(tuples[j][lv["bodyparts"]]) for j in trip}
+            got = tuple(coords[j] for j in trip)
+            bp = str(tuples[trip[0]][lv["bodyparts"]])
+            if len(bps) != 1 or got != _DLC_TRIPLE:
+                raise _fail(
+                    path,
+                    f"{label}columns of bodypart {bp!r} are not x, y, likelihood in that order "
+                    f"(found {[tuple(map(str, tuples[j])) for j in trip]}); keypoint-moseq would "
+                    "mis-assign them",
+                )
+            if bp in bodyparts:
+                raise _fail(path, f"{label}bodypart {bp!r} appears twice in the header")
+            bodyparts.append(bp)
+            pos.append(trip)
+        animals[ind] = bodyparts
+        positions[ind] = np.asarray(pos, dtype=int)
+    if not animals:
+        raise _fail(
+            path,
+            "DeepLabCut table holds only the excluded individual(s) "
+            f"{', '.join(_DLC_EXCLUDED)} (unique bodyparts), no animals",
+        )
+    return _DlcLayout(animals=animals, positions=positions)
+
+
+def _pandas_keys(p: Path) -> list[str]:
+    import pandas as pd
+
+    with pd.HDFStore(p, mode="r") as store:
+        return list(store.keys())
+
+
+def _read_h5_head(p: Path, key: str):
+    """First row of a pandas h5 key (whole table if its storage cannot be sliced)."""
+    import pandas as pd
+
+    with pd.HDFStore(p, mode="r") as store:
+        try:
+            return store.select(key, start=0, stop=1)
+        except Exception:  # noqa: BLE001 - fixed-format storers may not slice; read all
+            return store.get(key)
+
+
+def _dlc_header(p: Path, path) -> _DlcLayout:
+    """Read only a DeepLabCut file's header (and at most one row); check it."""
+    import pandas as pd
+
+    ext = p.suffix.lower()
+    if ext == ".csv":
+        # Same header detection as keypoint-moseq's loader, so that we check what it reads.
+        with open(p, encoding="utf-8", errors="replace") as handle:
+            head = [handle.readline() for _ in range(5)]
+        if len([h for h in head if h]) < 3:
+            raise _fail(path, "too short for a DeepLabCut CSV (needs 3 or 4 header rows and data)")
+        header = [0, 1, 2, 3] if "individuals" in head[1] else [0, 1, 2]
+        try:
+            df = pd.read_csv(p, header=header, index_col=0, nrows=1)
+        except Exception as err:  # noqa: BLE001
+            raise _fail(path, f"cannot be parsed as a DeepLabCut CSV: {err}") from err
+        layout = _dlc_layout(df.columns, path)
+        layout.n_frames_known = len(df)
+        return layout
+
+    try:
+        keys = _pandas_keys(p)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, f"is not a pandas HDF5 table as DeepLabCut writes ({err})") from err
+    if not keys:
+        raise _fail(path, "holds no pandas table (is it a SLEAP or other h5? set the format)")
+    layouts, problems = {}, {}
+    for key in keys:
+        try:
+            head = _read_h5_head(p, key)
+            if not hasattr(head, "columns"):
+                raise _fail(path, f"key {key} is not a table")
+            layouts[key] = _dlc_layout(head.columns, path)
+            layouts[key].n_frames_known = len(head)
+        except InputError as err:
+            problems[key] = err
+    if len(keys) == 1:
+        if problems:
+            raise problems[keys[0]]
+        layout = layouts[keys[0]]
+        return layout
+    # Several keys: keypoint-moseq's pd.read_hdf(path) fails; read the one DLC table if unique.
+    if len(layouts) == 1:
+        key = next(iter(layouts))
+        layouts[key].h5_key = key
+        return layouts[key]
+    if not layouts:
+        first_key, first_problem = next(iter(problems.items()))
+        raise _fail(
+            path,
+            f"h5 holds {len(keys)} pandas keys ({', '.join(keys)}) and none is a valid "
+            f"DeepLabCut table (key {first_key}: {str(first_problem).split(': ', 1)[-1]})",
+        )
+    raise _fail(
+        path,
+        f"h5 holds {len(keys)} pandas keys ({', '.join(keys)}) and {len(layouts)} of them are "
+        "DeepLabCut tables; keypoint-moseq 0.8.1 cannot read such a file and we cannot choose "
+        "between them. Save the wanted table alone "
+        "(pandas.read_hdf(file, key).to_hdf(new_file, key='df_with_missing'))",
+    )
+
+
+def _dlc_list_animals(p: Path, path) -> list[str]:
+    return list(_dlc_header(p, path).animals)
+
+
+def _dlc_arrays_from_frame(df, layout: _DlcLayout, animal: str, path):
+    """Arrays for one animal by explicit column positions (same values keypoint-moseq gives)."""
+    values = df.to_numpy()
+    pos = layout.positions[animal]  # (bodyparts, 3)
+    picked = values[:, pos]  # (frames, bodyparts, 3)
+    return picked[..., :2], picked[..., 2]
+
+
+def _load_dlc(p: Path, animal: str, path):
+    layout = _dlc_header(p, path)
+    if layout.n_frames_known == 0:
+        raise _fail(path, "DeepLabCut table has no frames")
+    chosen, bodyparts = _pick_animal(layout.animals, animal, path)
+    extra = {}
+    if layout.h5_key is not None or p.suffix.lower() == ".hdf5":
+        # keypoint-moseq cannot read these (pd.read_hdf without a key / '.h5' only), so
+        # we apply its column layout ourselves, using the positions checked above.
+        import pandas as pd
+
+        key = layout.h5_key
+        try:
+            df = pd.read_hdf(p, key=key, mode="r") if key else pd.read_hdf(p, mode="r")
+        except Exception as err:  # noqa: BLE001
+            raise _fail(path, f"cannot read the DeepLabCut table: {err}") from err
+        coords, confs = _dlc_arrays_from_frame(df, layout, chosen, path)
+        if key:
+            extra["h5_key"] = key
+    else:
+        coord_d, conf_d, kp_bodyparts = _call_kpms("deeplabcut", p, path)
+        key = _KEY if chosen == "" else f"{_KEY}_{chosen}"
+        if key not in coord_d:
+            raise _fail(path, f"keypoint-moseq returned no data for animal {chosen!r}")
+        coords, confs = coord_d[key], conf_d[key]
+        # keypoint-moseq returns a *set* for multi-animal tables; the arrays follow the header
+        # order, which is what we report. Sanity-check it is the same set of names.
+        if set(map(str, kp_bodyparts)) != set(bodyparts):
+            raise _fail(
+                path,
+                f"header bodyparts {bodyparts} differ from keypoint-moseq's {sorted(kp_bodyparts)}",
+            )
+    return chosen, coords, confs, list(bodyparts), None, extra
+
+
+# --------------------------------------------------------------------------- SLEAP
+
+
+def _sleap_h5_check(p: Path, path) -> list[str]:
+    """Check a SLEAP analysis h5 has what keypoint-moseq reads; return its track names."""
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            keys = set(f.keys())
+            missing = [k for k in ("tracks", "node_names") if k not in keys]
+            if missing:
+                raise _fail(
+                    path,
+                    f"is not a SLEAP analysis h5: missing dataset(s) {', '.join(missing)} "
+                    f"(found {', '.join(sorted(keys)) or 'none'})",
+                )
+            shape = f["tracks"].shape
+            if len(shape) != 4 or shape[1] not in (2, 3):
+                raise _fail(
+                    path,
+                    f"'tracks' has shape {shape}, not SLEAP's (tracks, 2, nodes, frames); a "
+                    "sleap-anipose file? then use format 'sleap-anipose'",
+                )
+            if "point_scores" not in keys:
+                raise _fail(
+                    path,
+                    "SLEAP analysis h5 has no 'point_scores' dataset (written by old SLEAP "
+                    "versions); keypoint-moseq 0.8.1 needs the per-point scores. Re-export it with "
+                    "a current SLEAP (sleap-convert --format analysis) or load the .slp file",
+                )
+            names = []
+            if "track_names" in keys:
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["track_names"][()]]
+            return names
+    except InputError:
+        raise
+    except OSError as err:
+        raise _fail(path, f"is not a readable HDF5 file ({err})") from err
+
+
+def _sleap_slp_info(p: Path, path) -> tuple[list[str], float | None]:
+    """Check a .slp the way keypoint-moseq will read it; return (track names, video fps)."""
+    import sleap_io
+
+    try:
+        labels = sleap_io.load_slp(str(p), open_videos=False)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, f"cannot be read as a SLEAP .slp file: {type(err).__name__}: {err}") from err
+    if len(labels.videos) > 1:
+        raise _fail(
+            path,
+            f".slp holds {len(labels.videos)} videos; keypoint-moseq 0.8.1 silently loads only "
+            "the first. Split it into one .slp per video",
+        )
+    if len(labels.skeletons) != 1:
+        raise _fail(path, f".slp holds {len(labels.skeletons)} skeletons; keypoint-moseq needs exactly one")
+    if len(labels.labeled_frames) == 0:
+        raise _fail(path, ".slp holds no labeled frames")
+    fps = None
+    if labels.videos:
+        try:
+            fps = labels.videos[0].fps
+        except Exception:  # noqa: BLE001 - fps is optional metadata
+            fps = None
+    return [t.name for t in labels.tracks], fps
+
+
+def _load_generic(format: str, p: Path, animal: str, path):
+    """Formats where keypoint-moseq's loader output is used as is (after the pre-checks)."""
+    file_fps = None
+    track_names: list[str] = []
+    if format == "sleap":
+        if p.suffix.lower() == ".slp":
+            track_names, file_fps = _sleap_slp_info(p, path)
+        else:
+            track_names = _sleap_h5_check(p, path)
+    elif format == "anipose":
+        _anipose_check(p, path)
+    coord_d, conf_d, bodyparts = _call_kpms(format, p, path)
+    found = {_animal_of_key(k): k for k in coord_d}
+    chosen, key = _pick_animal(found, animal, path)
+    extra = {}
+    match = re.fullmatch(r"track(\d+)", chosen)
+    if match and int(match.group(1)) < len(track_names) and len(coord_d) == len(track_names):
+        extra["track_name"] = str(track_names[int(match.group(1))])
+    if format == "nwb":
+        file_fps = _nwb_fps(p, path)
+    coords, confs = coord_d[key], conf_d[key]
+    if bodyparts is None:
+        # freipose and dannce files carry no names; number them like keypoint-moseq's
+        # sleap-anipose loader does.
+        bodyparts = [f"bodypart{i}" for i in range(np.shape(coords)[1])]
+    return chosen, coords, confs, [str(b) for b in bodyparts], file_fps, extra
+
+
+def _list_generic(format: str, p: Path, path) -> list[str]:
+    if format == "sleap":
+        if p.suffix.lower() == ".slp":
+            _sleap_slp_info(p, path)
+        else:
+            _sleap_h5_check(p, path)
+    elif format == "anipose":
+        _anipose_check(p, path)
+    coord_d, _, _ = _call_kpms(format, p, path)
+    return [_animal_of_key(k) for k in coord_d]
+
+
+# --------------------------------------------------------------------------- anipose, NWB
+
+
+def _anipose_check(p: Path, path) -> None:
+    # keypoint-moseq finds bodyparts with the regex (\w+)_x,\1_y,\1_z: names with other
+    # characters (spaces, '-') are silently dropped. Compare with a plain count of *_x columns.
+    with open(p, encoding="utf-8", errors="replace") as handle:
+        header = handle.readline().strip()
+    cols = [c.strip() for c in header.split(",")]
+    wanted = [c[:-2] for c in cols if c.endswith("_x")]
+    found = re.findall(r"(?P<string>\w+)_x,(?P=string)_y,(?P=string)_z", header)
+    if not wanted:
+        raise _fail(path, "anipose CSV header has no '<bodypart>_x' columns")
+    lost = [w for w in wanted if w not in found]
+    if lost:
+        raise _fail(
+            path,
+            f"anipose CSV bodyparts {lost} are not <name>_x,<name>_y,<name>_z column triples "
+            "of word characters; keypoint-moseq 0.8.1 would silently drop them",
+        )
+
+
+def _nwb_fps(p: Path, path) -> float | None:
+    """Frame rate of the first PoseEstimationSeries (rate, else timestamps), or None."""
+    from ndx_pose import PoseEstimation
+    from pynwb import NWBHDF5IO
+
+    with _quiet_nwb(), NWBHDF5IO(str(p), mode="r", load_namespaces=True) as nwb_io:
+        objs = [o for o in nwb_io.read().all_children() if isinstance(o, PoseEstimation)]
+        series = list(objs[0].pose_estimation_series.values()) if objs else []
+        if not series:
+            return None
+        s = series[0]
+        if s.rate is not None:
+            return float(s.rate)
+        if s.timestamps is None:
+            return None
+        ts = np.asarray(s.timestamps[()], dtype=float)
+    if ts.size < 2:
+        return None
+    # DLC2NWB writes the frame indices 0, 1, 2, ... as "timestamps" when it cannot find the
+    # video; taking them as seconds would give a bogus 1 fps.
+    if np.array_equal(ts, np.arange(ts.size, dtype=float)):
+        return None
+    step = float(np.median(np.diff(ts)))
+    return 1.0 / step if step > 0 else None
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def list_animals(path, format: str) -> list[str]:
+    """List the animals (individuals, tracks) in one pose file.
+
+    Parameters
+    ----------
+    path : path-like
+        The pose file.
+    format : str
+        One of :data:`KPMS_FORMATS`.
+
+    Returns
+    -------
+    list of str
+        ``[""]`` for a single-animal file. For multi-animal DeepLabCut, the individuals in
+        header order (without ``single``); for SLEAP and sleap-anipose, ``track0``,
+        ``track1``, ... by track index, as keypoint-moseq names them. The names are the
+        ``animal`` values :func:`load_session` accepts.
+
+    Raises
+    ------
+    InputError
+        Missing/unreadable file, unknown format, or a file the loader would mis-read.
+    """
+    check_format(format, path)
+    p = _check_readable(path)
+    _check_extension(p, format, path)
+    if format == "deeplabcut":
+        return _dlc_list_animals(p, path)
+    return _list_generic(format, p, path)
+
+
+def load_session(path, format: str, session: str, animal: str = "", fps=None) -> SessionKeypoints:
+    """Load one animal of one pose file with keypoint-moseq's loader, with checks.
+
+    Parameters
+    ----------
+    path : path-like
+        The pose file (opened read-only). Recorded as given in ``source_path``.
+    format : str
+        One of :data:`KPMS_FORMATS`.
+    session : str
+        Session name to record.
+    animal : str, default ""
+        Animal to pick (see :func:`list_animals`); empty for a single-animal file.
+    fps : float, optional
+        Frame rate from the sessions table, used when the file has none (NaN means not given).
+
+    Returns
+    -------
+    SessionKeypoints
+        ``coordinates`` (frames, bodyparts, dims) float64 with NaN where missing,
+        ``confidences`` (frames, bodyparts) with 0 where missing, bodyparts in file order.
+        ``fps_source`` is ``"file"`` (NWB series rate/timestamps, SLEAP video fps),
+        ``"table"`` (the ``fps`` argument) or ``""`` (unknown).
+
+    Raises
+    ------
+    InputError
+        The message names the file and the cause (see the module docstring for the checks).
+        Also raised when the file's frame rate and ``fps`` disagree by more than 1 %.
+    """
+    check_format(format, path)
+    p = _check_readable(path)
+    _check_extension(p, format, path)
+    table_fps = _clean_fps(fps, path)
+
+    if format == "deeplabcut":
+        chosen, coords, confs, bodyparts, file_fps, extra = _load_dlc(p, animal, path)
+    else:
+        chosen, coords, confs, bodyparts, file_fps, extra = _load_generic(format, p, animal, path)
+
+    coords, confs = _check_arrays(coords, confs, bodyparts, path)
+
+    if file_fps is not None and not (math.isfinite(file_fps) and file_fps > 0):
+        file_fps = None
+    if file_fps is not None and table_fps is not None and abs(file_fps - table_fps) > 0.01 * file_fps:
+        raise _fail(
+            path,
+            f"the file says {file_fps:g} fps but the sessions table says {table_fps:g}; "
+            "fix the table or leave its fps empty",
+        )
+    if file_fps is not None:
+        rate, source = file_fps, "file"
+    elif table_fps is not None:
+        rate, source = table_fps, "table"
+    else:
+        rate, source = None, ""
+
+    return SessionKeypoints(
+        session=session,
+        coordinates=coords,
+        confidences=confs,
+        bodyparts=bodyparts,
+        source_path=str(path),
+        source_sha256=sha256_of_file(p),
+        format=format,
+        animal=chosen,
+        fps=rate,
+        fps_source=source,
+        extra_attrs=extra,
+    )
+
+
+def _as_float(array, what: str, path) -> np.ndarray:
+    try:
+        return np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise _fail(path, f"{what} are not all numeric ({err})") from err
+
+
+def _check_arrays(coords, confs, bodyparts, path) -> tuple[np.ndarray, np.ndarray]:
+    """Shape/type checks on loader output; normalise missing values to the file contract."""
+    coords = _as_float(coords, "coordinates", path)
+    confs = _as_float(confs, "confidences", path)
+    if coords.ndim != 3 or coords.shape[2] not in (2, 3):
+        raise _fail(path, f"coordinates have shape {coords.shape}, expected (frames, bodyparts, 2 or 3)")
+    if coords.shape[0] < 1:
+        raise _fail(path, "has no frames")
+    if len(bodyparts) != coords.shape[1]:
+        raise _fail(
+            path,
+            f"{len(bodyparts)} bodypart names ({', '.join(bodyparts)}) but the array has "
+            f"{coords.shape[1]} keypoints",
+        )
+    if len(set(bodyparts)) != len(bodyparts):
+        dup = sorted({b for b in bodyparts if bodyparts.count(b) > 1})
+        raise _fail(path, f"bodypart names repeat: {', '.join(dup)}")
+    if confs.shape != coords.shape[:2]:
+        raise _fail(path, f"confidences have shape {confs.shape}, expected {coords.shape[:2]}")
+    coords = coords.copy()
+    confs = confs.copy()
+    missing = ~np.isfinite(coords).all(axis=2)
+    coords[missing] = np.nan
+    confs[missing | ~np.isfinite(confs)] = 0.0
+    return coords, confs
+
+
+def validate_session(kp: SessionKeypoints, required_bodyparts=(), min_frames: int = 1) -> SessionKeypoints:
+    """Check a loaded session; raise :class:`InputError` naming ``kp.source_path``.
+
+    Parameters
+    ----------
+    kp : SessionKeypoints
+        The session.
+    required_bodyparts : iterable of str
+        Names that must be present (e.g. the config's ``use_bodyparts``).
+    min_frames : int, default 1
+        Minimum number of frames.
+
+    Returns
+    -------
+    SessionKeypoints
+        ``kp`` unchanged, for chaining.
+    """
+    where = f"{kp.source_path} (session {kp.session!r})"
+    coords = np.asarray(kp.coordinates)
+    if not np.issubdtype(coords.dtype, np.number) or np.issubdtype(coords.dtype, np.complexfloating):
+        raise InputError(f"{where}: coordinates are not numeric (dtype {coords.dtype})")
+    if coords.ndim != 3:
+        raise InputError(f"{where}: coordinates have shape {coords.shape}, expected 3 axes")
+    if len(kp.bodyparts) != coords.shape[1]:
+        raise InputError(
+            f"{where}: {len(kp.bodyparts)} bodypart names but the array has {coords.shape[1]} keypoints"
+        )
+    if np.shape(kp.confidences) != coords.shape[:2]:
+        raise InputError(
+            f"{where}: confidences have shape {np.shape(kp.confidences)}, expected {coords.shape[:2]}"
+        )
+    missing = [b for b in required_bodyparts if b not in kp.bodyparts]
+    if missing:
+        raise InputError(
+            f"{where}: missing required bodyparts {', '.join(missing)}; "
+            f"available: {', '.join(kp.bodyparts)}"
+        )
+    if coords.shape[0] < min_frames:
+        raise InputError(f"{where}: {coords.shape[0]} frames, fewer than the minimum {min_frames}")
+    if coords.size == 0 or np.isnan(coords.astype(np.float64)).all():
+        raise InputError(f"{where}: all coordinates are missing (NaN)")
+    return kp
+
+
+# --------------------------------------------------------------------------- format sniffing
+
+
+def sniff_format(path) -> str | None:
+    """Guess the keypoint-moseq format of a file from its extension and content.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    str or None
+        A format name, or None when the file does not identify itself (e.g. a CSV that is
+        neither a DeepLabCut nor an anipose table, or a ``.json``).
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext == ".slp":
+        return "sleap"
+    if ext == ".nwb":
+        return "nwb"
+    if ext == ".mat":
+        return "dannce"
+    if ext == ".csv":
+        try:
+            with open(p, encoding="utf-8", errors="replace") as handle:
+                first, second = handle.readline(), handle.readline()
+        except OSError:
+            return None
+        cells = [c.strip() for c in first.split(",")]
+        if cells and cells[0] == "scorer" and second.split(",")[0].strip() in ("bodyparts", "individuals"):
+            return "deeplabcut"
+        if any(c.endswith("_x") for c in cells) and any(c.endswith("_score") for c in cells):
+            return "anipose"
+        return None
+    if ext in (".h5", ".hdf5"):
+        import h5py
+
+        try:
+            with h5py.File(p, "r") as f:
+                keys = set(f.keys())
+                if "tracks" in keys and "node_names" in keys:
+                    return "sleap"
+                if "Facemap" in keys:
+                    return "facemap"
+                is_pandas = any("pandas_type" in f[k].attrs for k in keys if isinstance(f[k], h5py.Group))
+        except OSError:
+            return None
+        if is_pandas:
+            try:
+                for key in _pandas_keys(p):
+                    head = _read_h5_head(p, key)
+                    names = list(getattr(head.columns, "names", []) or [])
+                    if "bodyparts" in names:
+                        return "deeplabcut"
+            except Exception:  # noqa: BLE001 - unreadable: not identifiable
+                return None
+        return None
+    return None

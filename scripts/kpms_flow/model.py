@@ -1,0 +1,317 @@
+"""Model stages through keypoint-moseq's documented API: format_data, fit_pca,
+init_model, fit_model, reindexing, extract_results and apply_model.
+
+Checkpoints of running fits live in a work folder beside the declared output, tagged
+with a fingerprint of what the fit depends on; a killed fit resumes from its last saved
+iteration and the finished checkpoint is moved onto the output in one rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, save_figure, write_table, write_text
+from .keypoints import InputError, read_session
+
+log = logging.getLogger("kpms_flow")
+
+
+# ---------------------------------------------------------------- training data
+def load_training_sessions(clean_paths: dict[str, str], bodyparts_order=None):
+    """Read cleaned sessions; every session must carry the same bodyparts.
+
+    Returns coordinates, confidences (dicts keyed by session), bodyparts and fps per session.
+    """
+    coordinates, confidences, fps = {}, {}, {}
+    bodyparts = list(bodyparts_order) if bodyparts_order else None
+    first_path = None
+    for session, path in clean_paths.items():
+        kp = read_session(path)
+        names = list(kp.bodyparts)
+        if bodyparts is None:
+            bodyparts, first_path = names, kp.source_path
+        if set(names) != set(bodyparts) or len(names) != len(bodyparts):
+            missing = [b for b in bodyparts if b not in names]
+            extra = [b for b in names if b not in bodyparts]
+            reference = f"the config's bodyparts" if first_path is None else first_path
+            raise InputError(
+                f"{kp.source_path}: bodyparts differ from {reference}: missing {missing}, "
+                f"extra {extra}. All sessions in one model must track the same bodyparts."
+            )
+        order = [names.index(b) for b in bodyparts]
+        coordinates[session] = kp.coordinates[:, order]
+        confidences[session] = kp.confidences[:, order]
+        fps[session] = kp.fps
+    return coordinates, confidences, bodyparts, fps
+
+
+def training_fps(fps_by_session: dict[str, float | None], config_fps=None) -> float | None:
+    """The one frame rate of the training sessions (None when unknown)."""
+    known = {s: f for s, f in fps_by_session.items() if f is not None and np.isfinite(f)}
+    values = sorted(set(known.values()))
+    if len(values) > 1:
+        detail = ", ".join(f"{s}={f:g}" for s, f in list(known.items())[:6])
+        raise InputError(
+            f"training sessions have different frame rates ({detail}); durations in ms and "
+            "kappa targets need one frame rate: split the sessions table by fps or resample"
+        )
+    if values:
+        return float(values[0])
+    return None if config_fps is None else float(config_fps)
+
+
+def save_training_data(path, data, metadata, bodyparts, fps, sessions) -> None:
+    """Store formatted data as keypoint-moseq does in its checkpoints, plus our metadata."""
+    from keypoint_moseq.io import save_hdf5
+    import h5py
+
+    with atomic_path(path) as tmp:
+        save_hdf5(str(tmp), {"data": data, "metadata": metadata})
+        with h5py.File(tmp, "a") as f:
+            f.attrs["bodyparts"] = json.dumps(list(bodyparts))
+            f.attrs["fps"] = float("nan") if fps is None else float(fps)
+            f.attrs["sessions"] = json.dumps(list(sessions))
+
+
+def load_training_data(path):
+    """Inverse of :func:`save_training_data`: data, metadata, bodyparts, fps, sessions."""
+    from keypoint_moseq.io import load_hdf5
+    import h5py
+
+    stored = load_hdf5(str(path))
+    with h5py.File(path, "r") as f:
+        bodyparts = json.loads(f.attrs["bodyparts"])
+        fps = float(f.attrs["fps"])
+        sessions = json.loads(f.attrs["sessions"])
+    return stored["data"], tuple(stored["metadata"]), bodyparts, (
+        None if np.isnan(fps) else fps
+    ), sessions
+
+
+def read_training_attrs(path):
+    """Bodyparts, fps and sessions of a training data file, without loading the data."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        fps = float(f.attrs["fps"])
+        return (
+            json.loads(f.attrs["bodyparts"]),
+            None if np.isnan(fps) else fps,
+            json.loads(f.attrs["sessions"]),
+        )
+
+
+# ---------------------------------------------------------------- PCA
+def choose_latent_dim(pca, latent_dim, variance_threshold: float) -> tuple[int, float]:
+    """Fixed or "auto" latent_dim and the variance it explains."""
+    cumulative = np.cumsum(pca.explained_variance_ratio_)
+    n_components = len(cumulative)
+    if latent_dim == "auto":
+        # Same rule as keypoint-moseq's print_dims_to_explain_variance.
+        above = np.nonzero(cumulative > variance_threshold)[0]
+        chosen = int(above.min() + 1) if len(above) else n_components
+    else:
+        chosen = int(latent_dim)
+        if chosen > n_components:
+            raise InputError(
+                f"config key 'latent_dim' is {chosen} but the data allow at most "
+                f"{n_components} principal components (bodyparts x dims minus the "
+                "centring and rotation); lower latent_dim or use 'auto'"
+            )
+    return chosen, float(cumulative[chosen - 1])
+
+
+def plot_pca(pca, kcfg, scree_path, pcs_path, dpi=100) -> None:
+    import keypoint_moseq as kpms
+    import matplotlib.pyplot as plt
+
+    save_figure(scree_path, kpms.plot_scree(pca, savefig=False), dpi=dpi)
+    kpms.plot_pcs(pca, savefig=False, interactive=False, **kcfg)
+    save_figure(pcs_path, plt.gcf(), dpi=dpi)
+
+
+# ---------------------------------------------------------------- fitting
+def fingerprint(*parts) -> str:
+    """A short hash of what a fit depends on (inputs' identity, settings)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, (str, os.PathLike)) and Path(part).exists():
+            stat = Path(part).stat()
+            part = f"{Path(part).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def saved_iterations(checkpoint_path) -> list[int]:
+    import h5py
+
+    try:
+        with h5py.File(checkpoint_path, "r") as f:
+            return sorted(int(k) for k in f["model_snapshots"])
+    except (OSError, KeyError):
+        # A checkpoint cut short by a kill is not trusted.
+        return []
+
+
+@dataclass
+class FitSpec:
+    """One fitting stage: where it works, what it runs, and what it depends on."""
+
+    work_dir: Path
+    output: Path
+    num_iters: int  # the last iteration (keypoint-moseq runs start_iter..num_iters)
+    ar_only: bool
+    fingerprint: str
+    save_every_n_iters: int = 25
+    jitter: float = 1e-3
+    fps: float | None = None
+
+
+def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
+    """Fit (or resume) a stage and publish its checkpoint.
+
+    ``make_initial_model()`` returns ``(model, start_iter)`` for a fresh start. Resuming
+    starts at the saved iteration + 1: starting at the saved iteration, as the
+    keypoint-moseq docs show, replays one sweep (keypoint-moseq-facts.md).
+    """
+    import keypoint_moseq as kpms
+
+    work = Path(spec.work_dir)
+    stamp = work / "fingerprint.txt"
+    checkpoint = work / "checkpoint.h5"
+    if work.exists() and (not stamp.exists() or stamp.read_text() != spec.fingerprint):
+        log.info("discarding %s: it belongs to other inputs or settings", work)
+        shutil.rmtree(work)
+    done = saved_iterations(checkpoint) if checkpoint.exists() else []
+    if checkpoint.exists() and not done:
+        log.warning("discarding unreadable checkpoint %s (killed during a write?)", checkpoint)
+        checkpoint.unlink()
+
+    if done:
+        model, _, _, last = kpms.load_checkpoint(path=str(checkpoint), iteration=done[-1])
+        start_iter = int(last) + 1
+        log.info("resuming %s from saved iteration %d", checkpoint, last)
+    else:
+        work.mkdir(parents=True, exist_ok=True)
+        write_text(stamp, spec.fingerprint)
+        model, start_iter = make_initial_model()
+        log.info("starting %s at iteration %d", checkpoint, start_iter)
+
+    if start_iter <= spec.num_iters:
+        model, _ = kpms.fit_model(
+            model,
+            data,
+            metadata,
+            project_dir=str(work.parent),
+            model_name=work.name,
+            num_iters=spec.num_iters,
+            start_iter=start_iter,
+            ar_only=spec.ar_only,
+            jitter=spec.jitter,
+            save_every_n_iters=spec.save_every_n_iters,
+            generate_progress_plots=True,
+            fps=spec.fps,
+        )
+    last_saved = saved_iterations(checkpoint)[-1]
+    if last_saved != spec.num_iters:
+        raise RuntimeError(
+            f"fit in {work} stopped at iteration {last_saved} of {spec.num_iters}: "
+            "keypoint-moseq stops on NaNs with only a warning (see the log above)"
+        )
+    os.replace(checkpoint, spec.output)
+    plots = work / "plots"
+    if plots.exists():
+        target = Path(spec.output).parent / "progress"
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(plots, target)
+    shutil.rmtree(work)
+    return model
+
+
+def init_arhmm(data, pca, kcfg, kappa: float, seed: int, fps: float | None):
+    """A fresh model at the AR-HMM kappa (keypoint-moseq's notebook sequence)."""
+    import keypoint_moseq as kpms
+
+    kcfg = dict(kcfg, trans_hypparams=dict(kcfg["trans_hypparams"], kappa=float(kappa)))
+    if kcfg["cen_hypparams"].get("sigmasq_loc") is None:
+        filter_size = int(round(fps)) if fps else 30
+        kcfg["cen_hypparams"] = dict(
+            kcfg["cen_hypparams"],
+            sigmasq_loc=float(kpms.estimate_sigmasq_loc(data["Y"], data["mask"], filter_size)),
+        )
+    return kpms.init_model(data, pca=pca, seed=int(seed), **kcfg)
+
+
+def continue_with_kappa(checkpoint_path, kappa: float):
+    """Last snapshot of a checkpoint with a new kappa, and the iteration to continue at."""
+    import keypoint_moseq as kpms
+
+    model, _, _, iteration = kpms.load_checkpoint(path=str(checkpoint_path))
+    return kpms.update_hypparams(model, kappa=float(kappa)), int(iteration)
+
+
+# ---------------------------------------------------------------- final model
+def reindexed_copy(fitted_checkpoint, output, index_table) -> np.ndarray:
+    """Write the last snapshot of a fit, syllables reindexed by frequency, to ``output``.
+
+    keypoint-moseq reindexes in place and a second call reshuffles ties, so it runs
+    exactly once, on a fresh copy; the fitted checkpoint stays as fitted.
+    """
+    import keypoint_moseq as kpms
+    from keypoint_moseq.io import save_hdf5
+
+    model, data, metadata, iteration = kpms.load_checkpoint(path=str(fitted_checkpoint))
+    with atomic_path(output) as tmp:
+        save_hdf5(
+            str(tmp),
+            {"model_snapshots": {str(iteration): model}, "metadata": metadata, "data": data},
+        )
+        index = np.asarray(kpms.reindex_syllables_in_checkpoint(path=str(tmp)))
+    write_table(
+        index_table,
+        pd.DataFrame({"syllable": np.arange(len(index)), "fitted_state": index}),
+    )
+    return index
+
+
+def extract(final_checkpoint, results_path) -> dict:
+    import keypoint_moseq as kpms
+
+    model, _, metadata, _ = kpms.load_checkpoint(path=str(final_checkpoint))
+    with atomic_path(results_path) as tmp:
+        return kpms.extract_results(model, metadata, path=str(tmp))
+
+
+def apply_to_session(final_checkpoint, kp, kcfg, num_iters: int, results_path) -> dict:
+    """Syllables for one session from the frozen model, on its own (seeded as the model).
+
+    keypoint-moseq splits random keys over the batch axis, so applying each session alone
+    keeps its labels independent of which other sessions exist.
+    """
+    import keypoint_moseq as kpms
+
+    model, _, _, _ = kpms.load_checkpoint(path=str(final_checkpoint))
+    # The frozen model's own hyperparameters (latent_dim, kappa...) rule, not the config's.
+    kcfg = dict(kcfg, **model["hypparams"])
+    bodyparts = kcfg["bodyparts"]
+    if set(kp.bodyparts) != set(bodyparts):
+        raise InputError(
+            f"{kp.source_path}: bodyparts {kp.bodyparts} differ from the model's {bodyparts}"
+        )
+    order = [list(kp.bodyparts).index(b) for b in bodyparts]
+    data, metadata = kpms.format_data(
+        {kp.session: kp.coordinates[:, order]}, {kp.session: kp.confidences[:, order]}, **kcfg
+    )
+    with atomic_path(results_path) as tmp:
+        return kpms.apply_model(
+            model, data, metadata, num_iters=num_iters, results_path=str(tmp), **kcfg
+        )

@@ -1,0 +1,68 @@
+"""Process set-up for rule scripts: logging to the rule's log, JAX settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_JAX_CACHE = ".snakemake/kpms-flow-jax-cache"
+
+
+def log_to(log_path: str | os.PathLike | None) -> logging.Logger:
+    """Send stdout, stderr (tqdm bars, keypoint-moseq prints) and logging to the rule's log."""
+    logger = logging.getLogger("kpms_flow")
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        # XLA's C++ logging writes to file descriptor 2 directly: redirect the descriptors,
+        # not only Python's streams, and keep the console for the one-line error.
+        console = os.fdopen(os.dup(2), "w", buffering=1)
+        stream = open(log_path, "w", buffering=1)
+        os.dup2(stream.fileno(), 1)
+        os.dup2(stream.fileno(), 2)
+        sys.stdout = sys.stderr = stream
+
+        def report(kind, error, trace):
+            # Full traceback in the log; the cause on the console, where users look.
+            sys.__excepthook__(kind, error, trace)
+            print(f"ERROR: {error}\n(full log: {log_path})", file=console)
+
+        sys.excepthook = report
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        force=True,
+    )
+    return logger
+
+
+def configure_jax(threads: int = 1) -> None:
+    """Set JAX up before it is imported: threads, x64, the persistent compile cache.
+
+    Must run before ``import jax``; the compile cache makes every fitting job after the
+    first skip most of the ~45 s of XLA compilation (keypoint-moseq-facts.md).
+    """
+    threads = max(int(threads), 1)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+    if threads == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (
+                flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+            ).strip()
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # Two fits on one GPU must not each grab 75 % of its memory.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+    import keypoint_moseq  # noqa: F401  (turns on jax_enable_x64 before jax_moseq runs)
+    import jax
+
+    cache = os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(Path(cache).resolve()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)

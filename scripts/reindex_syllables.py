@@ -1,0 +1,16 @@
+"""Rule reindex_syllables: final model = last snapshot, syllables by frequency."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+from kpms_flow.runtime import configure_jax, log_to
+
+log = log_to(snakemake.log[0])  # noqa: F821
+configure_jax(1)
+
+from kpms_flow.model import reindexed_copy
+
+out = snakemake.output  # noqa: F821
+index = reindexed_copy(snakemake.input[0], out.checkpoint, out.order)  # noqa: F821
+log.info("syllable i was fitted state index[i]; index[:10] = %s", list(index[:10]))

@@ -1,0 +1,36 @@
+"""Rule run_summary: one table and a printed summary of the run."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
+
+from pathlib import Path
+
+import pandas as pd
+
+from kpms_flow.atomic import write_table, write_text
+from kpms_flow.model import read_training_attrs
+from kpms_flow.runtime import log_to
+from kpms_flow.summary import format_summary, run_summary
+
+log = log_to(snakemake.log[0])  # noqa: F821
+inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+
+syllables = {Path(f).stem: pd.read_csv(f)["syllable"].to_numpy() for f in inp.syllables}
+training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
+used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
+_, fps, _ = read_training_attrs(inp.data)
+truth = {Path(f).stem: pd.read_csv(f)["state"].to_numpy() for f in inp.ground_truth}
+summary = run_summary(
+    syllables,
+    used,
+    fps,
+    int(Path(inp.latent_dim).read_text()),
+    p.kappa,
+    pd.read_csv(inp.qa, sep="\t", keep_default_na=False),
+    ground_truth=truth or None,
+)
+write_table(out.table, pd.DataFrame([summary]))
+text = format_summary(summary)
+write_text(out.text, text)
+log.info("\n%s", text)

@@ -1,0 +1,80 @@
+"""Shared fixtures: the project root, the real-data folder and a Snakemake runner."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+# Tiny iteration counts: the workflow tests check plumbing and conventions, not science.
+TINY = {
+    "arhmm": {"kappa": 1.0e4, "num_iters": 3},
+    "full_model": {"kappa": 1.0e3, "num_iters": 3},
+    "apply": {"num_iters": 3},
+    "save_every_n_iters": 2,
+}
+
+
+def shared_pose(*parts) -> Path:
+    """A file under ../shared/data/pose, or skip the test with the reason."""
+    if not SHARED_POSE.is_dir():
+        pytest.skip(f"{SHARED_POSE} not found: real-data tests need ../shared beside the project")
+    path = SHARED_POSE.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not found in the shared data folder")
+    return path
+
+
+def write_demo_config(workdir: Path, **overrides) -> Path:
+    """The demo config with tiny iterations, in a fresh working directory."""
+    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    config.update(TINY)
+    config.update(overrides)
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "config" / "demo_sessions.tsv", workdir / "config" / "demo_sessions.tsv")
+    path = workdir / "config" / "test.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args, config: Path | None = None, check=True, timeout=1500):
+    """Run the real Snakemake on the project's Snakefile in ``workdir``."""
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
+    if config is not None:
+        cmd += ["--configfile", str(config)]
+    cmd += list(args)
+    env = dict(os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n"
+            f"{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def dry_run_jobs(workdir: Path, config: Path, *args) -> dict[str, int]:
+    """Rule -> job count from the job stats table of ``snakemake -n``."""
+    proc = snakemake(workdir, "-n", *args, config=config)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    stats = text.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in stats.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if match and match.group(1) != "total":
+            jobs[match.group(1)] = int(match.group(2))
+        if line.strip().startswith("total"):
+            break
+    return jobs

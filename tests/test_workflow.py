@@ -1,0 +1,119 @@
+"""The whole workflow on the embedded demo with tiny iteration counts (real Snakemake,
+real keypoint-moseq)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import dry_run_jobs, snakemake, write_demo_config
+
+pytestmark = pytest.mark.workflow
+
+DEMO_SESSIONS = [f"demo_{i:02d}" for i in range(1, 6)]
+TRAIN = DEMO_SESSIONS[:4]
+EVERY_STAGE = {
+    "demo_data": 1,
+    "load_keypoints": 5,
+    "outlier_qa": 5,
+    "qa_summary": 1,
+    "format_data": 1,
+    "fit_pca": 1,
+    "plot_pca": 1,
+    "fit_arhmm": 1,
+    "fit_full_model": 1,
+    "reindex_syllables": 1,
+    "extract_results": 1,
+    "apply_model": 1,
+    "export_session": 5,
+    "run_summary": 1,
+    "all": 1,
+}
+
+
+def test_dry_run_on_fresh_directory_lists_every_stage(tmp_path):
+    config = write_demo_config(tmp_path)
+    assert dry_run_jobs(tmp_path, config) == EVERY_STAGE
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    config = write_demo_config(workdir)
+    proc = snakemake(workdir, "--resources", "gpu=1", config=config)
+    return workdir, config, proc
+
+
+def test_demo_run_writes_one_csv_per_session(demo_run):
+    workdir, _, _ = demo_run
+    for session in DEMO_SESSIONS:
+        table = pd.read_csv(workdir / "results" / "syllables" / f"{session}.csv")
+        assert len(table) == 1800
+        assert list(table.columns[:4]) == ["syllable", "centroid x", "centroid y", "heading"]
+        latent = [c for c in table.columns if c.startswith("latent_state")]
+        latent_dim = int((workdir / "results" / "pca" / "latent_dim.txt").read_text())
+        assert len(latent) == latent_dim
+        assert table["syllable"].min() >= 0
+        assert np.isfinite(table.drop(columns="syllable").to_numpy()).all()
+
+
+def test_syllable_zero_is_most_frequent(demo_run):
+    workdir, _, _ = demo_run
+    labels = np.concatenate(
+        [pd.read_csv(workdir / "results" / "syllables" / f"{s}.csv")["syllable"] for s in TRAIN]
+    )
+    counts = np.bincount(labels)
+    # keypoint-moseq reindexes by run-length frequency (number of bouts).
+    bouts = np.bincount(labels[np.r_[True, np.diff(labels) != 0]], minlength=len(counts))
+    assert np.argmax(bouts) == 0
+
+
+def test_results_h5_holds_training_sessions_and_fitted_checkpoint_untouched(demo_run):
+    workdir, _, _ = demo_run
+    with h5py.File(workdir / "results" / "model" / "results.h5") as f:
+        assert sorted(f) == TRAIN
+        assert f["demo_01"]["syllable"].shape == (1800,)
+    with h5py.File(workdir / "results" / "fits" / "full_model" / "checkpoint.h5") as fitted, \
+            h5py.File(workdir / "results" / "model" / "checkpoint.h5") as final:
+        fitted_iters = sorted(int(k) for k in fitted["model_snapshots"])
+        final_iters = sorted(int(k) for k in final["model_snapshots"])
+        assert final_iters == fitted_iters[-1:]
+        last = str(fitted_iters[-1])
+        order = pd.read_csv(workdir / "results" / "model" / "syllable_order.tsv", sep="\t")
+        z_fitted = fitted[f"model_snapshots/{last}/states/z"][()]
+        z_final = final[f"model_snapshots/{last}/states/z"][()]
+        # The copy is the fit relabelled: final label i is fitted state order[i].
+        assert np.array_equal(order["fitted_state"].to_numpy()[z_final], z_fitted)
+
+
+def test_qa_summary_and_run_summary(demo_run):
+    workdir, _, _ = demo_run
+    qa = pd.read_csv(workdir / "results" / "qa" / "summary.tsv", sep="\t", keep_default_na=False)
+    assert qa["session"].tolist() == DEMO_SESSIONS
+    assert qa["used_for_training"].tolist() == [True] * 4 + [False]
+    assert qa.loc[4, "exclusion_reason"].startswith("train: false")
+    assert ((qa["nan_fraction"] > 0) & (qa["nan_fraction"] < 0.1)).all()
+    summary = pd.read_csv(workdir / "results" / "summary.tsv", sep="\t").iloc[0]
+    assert summary["training_sessions"] == 4 and summary["applied_sessions"] == 1
+    assert summary["median_duration_ms"] == pytest.approx(
+        summary["median_duration_frames"] * 1000 / 30
+    )
+    assert 0 <= summary["nmi"] <= 1
+    assert "median_duration_ms" in (workdir / "results" / "summary.txt").read_text()
+
+
+def test_second_invocation_schedules_nothing(demo_run):
+    workdir, config, _ = demo_run
+    assert dry_run_jobs(workdir, config) == {}
+
+
+def test_every_rule_logged_and_plots_written(demo_run):
+    workdir, _, _ = demo_run
+    logs = workdir / "results" / "logs"
+    for rule in EVERY_STAGE:
+        if rule != "all":
+            assert (logs / rule).exists() or (logs / f"{rule}.log").exists(), rule
+    for plot in ["pca/scree.png", "pca/pcs.png", "sessions/demo_01/outliers.png"]:
+        assert (workdir / "results" / plot).stat().st_size > 1000

@@ -1,0 +1,117 @@
+# Config, sessions table and the helpers the rules share.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+
+from kpms_flow.config import coerce_numeric_strings
+from kpms_flow.keypoints import InputError
+from kpms_flow.sessions import read_sessions_table
+
+# YAML reads kappa: 1e6 as a string; take it as the number the user meant.
+for _key in coerce_numeric_strings(config):
+    logger.info(f"config: read {_key} as a number (YAML had it as a string)")
+validate(config, "../schemas/config.schema.yaml")
+
+try:
+    SESSIONS = read_sessions_table(config["sessions"])
+except (InputError, FileNotFoundError) as error:
+    raise WorkflowError(
+        f"{error}\nWrite a sessions table with: kpms-flow-sessions 'path/to/pose/*.h5' "
+        f"--output {config['sessions']}"
+    )
+validate(SESSIONS, "../schemas/sessions.schema.yaml")
+SESSIONS = SESSIONS.set_index("session", drop=False)
+TRAIN_SESSIONS = SESSIONS.index[SESSIONS["train"].astype(bool)].tolist()
+APPLY_SESSIONS = SESSIONS.index[~SESSIONS["train"].astype(bool)].tolist()
+if not TRAIN_SESSIONS:
+    raise WorkflowError(f"{config['sessions']}: no session has train: true")
+
+
+wildcard_constraints:
+    session=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+# Only the config keys that change the model; a plot option must not refit.
+MODEL_KEYS = [
+    "bodyparts",
+    "use_bodyparts",
+    "anterior_bodyparts",
+    "posterior_bodyparts",
+    "skeleton",
+    "fps",
+    "conf_pseudocount",
+    "added_noise_level",
+    "conf_threshold",
+    "PCA_fitting_num_frames",
+    "whiten",
+    "fix_heading",
+    "ar_hypparams",
+    "trans_hypparams",
+    "obs_hypparams",
+    "cen_hypparams",
+    "error_estimator",
+]
+
+
+def model_config():
+    return {key: config[key] for key in MODEL_KEYS}
+
+
+def session_row(wildcards):
+    return SESSIONS.loc[wildcards.session]
+
+
+def session_source(wildcards):
+    return session_row(wildcards)["path"]
+
+
+def session_fps(wildcards):
+    fps = session_row(wildcards)["fps"]
+    return None if fps != fps or fps is None else float(fps)
+
+
+def clean_files(sessions):
+    return expand("results/sessions/{session}/clean.h5", session=sessions)
+
+
+def qa_tables(sessions):
+    return expand("results/sessions/{session}/qa.tsv", session=sessions)
+
+
+def session_results_h5(wildcards):
+    """Training sessions' labels come from the fit; the others from apply_model."""
+    if wildcards.session in TRAIN_SESSIONS:
+        return "results/model/results.h5"
+    return f"results/apply/{wildcards.session}.h5"
+
+
+def ground_truth_files(wildcards):
+    if not config["ground_truth_dir"]:
+        return []
+    return expand(
+        "{dir}/{session}.csv", dir=config["ground_truth_dir"], session=SESSIONS.index
+    )
+
+
+def final_outputs():
+    return [
+        "results/summary.txt",
+        "results/qa/summary.tsv",
+        "results/pca/scree.png",
+        "results/pca/pcs.png",
+        *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
+        *expand("results/syllables/{session}.csv", session=SESSIONS.index),
+    ]
+
+
+DEMO = {
+    "names": [f"demo_{i:02d}" for i in range(1, 6)],
+    "n_sessions": 5,
+    "n_frames": 1800,
+    "fps": 30.0,
+    "seed": 0,
+    "n_heldout": 1,
+}

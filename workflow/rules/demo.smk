@@ -1,0 +1,19 @@
+# The embedded demo: synthetic sessions with known states, written as DeepLabCut .h5.
+# Only runs when the sessions table points at demo/data (config/demo.yaml).
+
+
+rule demo_data:
+    output:
+        pose=expand(
+            "demo/data/pose/{name}DLC_resnet50_demoSep1shuffle1_1000.h5",
+            name=DEMO["names"],
+        ),
+        truth=expand("demo/data/ground_truth/{name}.csv", name=DEMO["names"]),
+    log:
+        "results/logs/demo_data.log",
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        **{k: v for k, v in DEMO.items() if k != "names"},
+    script:
+        "../../scripts/demo_data.py"

@@ -1,0 +1,69 @@
+# Training data (keypoint-moseq's format_data) and PCA; latent_dim is written to a file.
+
+
+rule format_data:
+    input:
+        clean=clean_files(TRAIN_SESSIONS),
+        qa=qa_tables(TRAIN_SESSIONS),
+    output:
+        data="results/model/data.h5",
+        sessions="results/model/training_sessions.tsv",
+    log:
+        "results/logs/format_data.log",
+    benchmark:
+        "results/benchmarks/format_data.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        sessions=TRAIN_SESSIONS,
+        thresholds=config["qa"],
+        model=model_config(),
+    script:
+        "../../scripts/format_data.py"
+
+
+rule fit_pca:
+    input:
+        "results/model/data.h5",
+    output:
+        pca="results/pca/pca.p",
+        latent_dim="results/pca/latent_dim.txt",
+        variance="results/pca/variance.tsv",
+    log:
+        "results/logs/fit_pca.log",
+    benchmark:
+        "results/benchmarks/fit_pca.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        model=model_config(),
+        latent_dim=config["latent_dim"],
+        variance_threshold=config["pca_variance_threshold"],
+    script:
+        "../../scripts/fit_pca.py"
+
+
+rule plot_pca:
+    input:
+        pca="results/pca/pca.p",
+        data="results/model/data.h5",
+    output:
+        scree=report(
+            "results/pca/scree.png",
+            caption="../report/scree.rst",
+            category="PCA",
+        ),
+        pcs=report(
+            "results/pca/pcs.png",
+            caption="../report/pcs.rst",
+            category="PCA",
+        ),
+    log:
+        "results/logs/plot_pca.log",
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        model=model_config(),
+        dpi=config["plots"]["dpi"],
+    script:
+        "../../scripts/plot_pca.py"

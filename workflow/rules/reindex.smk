@@ -1,0 +1,17 @@
+# Syllables renumbered by frequency (0 = most frequent) on a copy of the fitted checkpoint.
+
+
+rule reindex_syllables:
+    input:
+        "results/fits/full_model/checkpoint.h5",
+    output:
+        checkpoint="results/model/checkpoint.h5",
+        order="results/model/syllable_order.tsv",
+    log:
+        "results/logs/reindex_syllables.log",
+    benchmark:
+        "results/benchmarks/reindex_syllables.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    script:
+        "../../scripts/reindex_syllables.py"

@@ -1,0 +1,61 @@
+# Per-session results: training sessions from the fit, the others from apply_model.
+
+
+rule extract_results:
+    input:
+        checkpoint="results/model/checkpoint.h5",
+        data="results/model/data.h5",
+        training="results/model/training_sessions.tsv",
+        clean=clean_files(TRAIN_SESSIONS),
+    output:
+        "results/model/results.h5",
+    log:
+        "results/logs/extract_results.log",
+    benchmark:
+        "results/benchmarks/extract_results.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_config(),
+        num_iters=config["apply"]["num_iters"],
+    script:
+        "../../scripts/extract_results.py"
+
+
+rule apply_model:
+    input:
+        checkpoint="results/model/checkpoint.h5",
+        data="results/model/data.h5",
+        clean="results/sessions/{session}/clean.h5",
+    output:
+        "results/apply/{session}.h5",
+    log:
+        "results/logs/apply_model/{session}.log",
+    benchmark:
+        "results/benchmarks/apply_model/{session}.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        model=model_config(),
+        num_iters=config["apply"]["num_iters"],
+    script:
+        "../../scripts/apply_model.py"
+
+
+rule export_session:
+    input:
+        session_results_h5,
+    output:
+        "results/syllables/{session}.csv",
+    log:
+        "results/logs/export_session/{session}.log",
+    conda:
+        "../../envs/kpms-flow.yaml"
+    script:
+        "../../scripts/export_session.py"
