@@ -1,4 +1,4 @@
-"""Rule fit_arhmm: AR-HMM fit at the configured kappa (resumes a killed fit)."""
+"""Rule fit_arhmm: the final AR-HMM (chosen probe continued, or a fixed-kappa fit)."""
 
 import sys
 
@@ -12,6 +12,7 @@ configure_jax(snakemake.threads)  # noqa: F821
 from pathlib import Path
 
 import joblib
+import pandas as pd
 
 from kpms_flow.config import kpms_config
 from kpms_flow.model import FitSpec, fingerprint, init_arhmm, load_training_data, run_fit
@@ -19,8 +20,6 @@ from kpms_flow.model import FitSpec, fingerprint, init_arhmm, load_training_data
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
 data, metadata, bodyparts, fps, _ = load_training_data(inp.data)
-latent_dim = int(Path(inp.latent_dim).read_text())
-kcfg = kpms_config(p.model, bodyparts, latent_dim=latent_dim)
 spec = FitSpec(
     work_dir=Path(out[0]).parent / "work",
     output=Path(out[0]),
@@ -30,10 +29,18 @@ spec = FitSpec(
     save_every_n_iters=p.save_every_n_iters,
     fps=fps,
 )
-log.info("AR-HMM: kappa %g, %d iterations, latent_dim %d", p.kappa, p.num_iters, latent_dim)
-run_fit(
-    spec,
-    data,
-    metadata,
-    lambda: (init_arhmm(data, joblib.load(inp.pca), kcfg, p.kappa, p.seed, fps), 0),
-)
+if "chosen" in inp.keys():
+    chosen = pd.read_csv(inp.chosen, sep="\t").iloc[0]
+    spec.start_from = Path(chosen["checkpoint"])
+    log.info("AR-HMM: continuing the chosen probe (kappa %g) to %d iterations", chosen["kappa"], p.num_iters)
+    run_fit(spec, data, metadata, None)
+else:
+    latent_dim = int(Path(inp.latent_dim).read_text())
+    kcfg = kpms_config(p.model, bodyparts, latent_dim=latent_dim)
+    log.info("AR-HMM: kappa %g, %d iterations, latent_dim %d", p.kappa, p.num_iters, latent_dim)
+    run_fit(
+        spec,
+        data,
+        metadata,
+        lambda: (init_arhmm(data, joblib.load(inp.pca), kcfg, p.kappa, p.seed, fps), 0),
+    )

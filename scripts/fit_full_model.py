@@ -1,4 +1,5 @@
-"""Rule fit_full_model: full model continued from the AR-HMM at the full-model kappa."""
+"""Rule fit_full_model: the final full model (chosen probe continued, or the AR-HMM
+continued at a fixed kappa)."""
 
 import sys
 
@@ -10,6 +11,8 @@ log = log_to(snakemake.log[0])  # noqa: F821
 configure_jax(snakemake.threads)  # noqa: F821
 
 from pathlib import Path
+
+import pandas as pd
 
 from kpms_flow.model import (
     FitSpec,
@@ -23,7 +26,14 @@ from kpms_flow.model import (
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
 data, metadata, _, fps, _ = load_training_data(inp.data)
-ar_iters = saved_iterations(inp.arhmm)[-1]
+if "chosen" in inp.keys():
+    chosen = pd.read_csv(inp.chosen, sep="\t").iloc[0]
+    start_from = Path(chosen["checkpoint"])
+    # The probe started at the AR-HMM's last iteration and ran kappa_search.num_iters.
+    ar_iters = saved_iterations(start_from)[0]
+else:
+    start_from = None
+    ar_iters = saved_iterations(inp.arhmm)[-1]
 spec = FitSpec(
     work_dir=Path(out[0]).parent / "work",
     output=Path(out[0]),
@@ -34,6 +44,11 @@ spec = FitSpec(
     save_every_n_iters=p.save_every_n_iters,
     jitter=p.jitter,
     fps=fps,
+    start_from=start_from,
 )
-log.info("full model: kappa %g, iterations %d..%d", p.kappa, ar_iters, spec.num_iters)
-run_fit(spec, data, metadata, lambda: continue_with_kappa(inp.arhmm, p.kappa))
+if start_from is not None:
+    log.info("full model: continuing the chosen probe (kappa %g) to iteration %d", chosen["kappa"], spec.num_iters)
+    run_fit(spec, data, metadata, None)
+else:
+    log.info("full model: kappa %g, iterations %d..%d", p.kappa, ar_iters, spec.num_iters)
+    run_fit(spec, data, metadata, lambda: continue_with_kappa(inp.arhmm, p.kappa))

@@ -20,16 +20,25 @@ syllables = {Path(f).stem: pd.read_csv(f)["syllable"].to_numpy() for f in inp.sy
 training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
 _, fps, _ = read_training_attrs(inp.data)
+kappa = dict(p.kappa)
+search = {}
+for table in inp.kappa:
+    row = pd.read_csv(table, sep="\t").iloc[0]
+    kappa[row["stage"]] = float(row["kappa"])
+    search[f"search_{row['stage']}"] = (
+        f"{row['status']} in {row['rounds']} rounds, {row['probe_fits']} probe fits"
+    )
 truth = {Path(f).stem: pd.read_csv(f)["state"].to_numpy() for f in inp.ground_truth}
 summary = run_summary(
     syllables,
     used,
     fps,
     int(Path(inp.latent_dim).read_text()),
-    p.kappa,
+    kappa,
     pd.read_csv(inp.qa, sep="\t", keep_default_na=False),
     ground_truth=truth or None,
 )
+summary.update(search)
 write_table(out.table, pd.DataFrame([summary]))
 text = format_summary(summary)
 write_text(out.text, text)

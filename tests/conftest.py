@@ -22,6 +22,7 @@ TINY = {
     "full_model": {"kappa": 1.0e3, "num_iters": 3},
     "apply": {"num_iters": 3},
     "save_every_n_iters": 2,
+    "kappa_search": {"num_iters": 2, "probes_per_round": 2, "max_rounds": 2},
 }
 
 
@@ -78,3 +79,21 @@ def dry_run_jobs(workdir: Path, config: Path, *args) -> dict[str, int]:
         if line.strip().startswith("total"):
             break
     return jobs
+
+
+@pytest.fixture(scope="session")
+def demo_reference(tmp_path_factory) -> Path:
+    """One complete, uninterrupted demo run (tiny iterations) shared by the workflow tests.
+
+    Tests must not modify it: copy it with ``copy_run`` first.
+    """
+    workdir = tmp_path_factory.mktemp("demo_reference")
+    config = write_demo_config(workdir)
+    snakemake(workdir, "--resources", "gpu=2", config=config)
+    return workdir
+
+
+def copy_run(source: Path, target: Path) -> Path:
+    """Copy a completed run (outputs, mtimes and Snakemake's metadata) to mutate it."""
+    shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    return target

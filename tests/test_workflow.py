@@ -22,6 +22,11 @@ EVERY_STAGE = {
     "format_data": 1,
     "fit_pca": 1,
     "plot_pca": 1,
+    "start_kappa_search": 2,
+    "probe_kappa": 4,
+    "search_round": 2,
+    "choose_kappa": 2,
+    "plot_kappa_search": 2,
     "fit_arhmm": 1,
     "fit_full_model": 1,
     "reindex_syllables": 1,
@@ -39,11 +44,8 @@ def test_dry_run_on_fresh_directory_lists_every_stage(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    config = write_demo_config(workdir)
-    proc = snakemake(workdir, "--resources", "gpu=1", config=config)
-    return workdir, config, proc
+def demo_run(demo_reference):
+    return demo_reference, demo_reference / "config" / "test.yaml", None
 
 
 def test_demo_run_writes_one_csv_per_session(demo_run):

@@ -174,6 +174,7 @@ class FitSpec:
     save_every_n_iters: int = 25
     jitter: float = 1e-3
     fps: float | None = None
+    start_from: Path | None = None  # a finished checkpoint to continue (a chosen probe)
 
 
 def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
@@ -191,6 +192,12 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
     if work.exists() and (not stamp.exists() or stamp.read_text() != spec.fingerprint):
         log.info("discarding %s: it belongs to other inputs or settings", work)
         shutil.rmtree(work)
+    if spec.start_from is not None and not checkpoint.exists():
+        # Continue a copy: the probe's own checkpoint stays as it was fitted.
+        work.mkdir(parents=True, exist_ok=True)
+        write_text(stamp, spec.fingerprint)
+        with atomic_path(checkpoint) as tmp:
+            shutil.copyfile(spec.start_from, tmp)
     done = saved_iterations(checkpoint) if checkpoint.exists() else []
     if checkpoint.exists() and not done:
         log.warning("discarding unreadable checkpoint %s (killed during a write?)", checkpoint)
@@ -207,6 +214,7 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
         log.info("starting %s at iteration %d", checkpoint, start_iter)
 
     if start_iter <= spec.num_iters:
+        seed_before = np.asarray(model["seed"]).copy()
         model, _ = kpms.fit_model(
             model,
             data,
@@ -222,6 +230,18 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
             fps=spec.fps,
         )
     last_saved = saved_iterations(checkpoint)[-1]
+    if (
+        last_saved < spec.num_iters
+        and start_iter == spec.num_iters
+        and not np.array_equal(np.asarray(model["seed"]), seed_before)
+    ):
+        # keypoint-moseq never saves the sweep at start_iter: with one sweep left (a probe
+        # continued by one iteration), save it here. The key advances each sweep, so an
+        # unchanged key means the sweep stopped on NaNs and nothing is saved.
+        from keypoint_moseq.io import save_hdf5
+
+        save_hdf5(str(checkpoint), model, f"model_snapshots/{spec.num_iters}", exist_ok=True)
+        last_saved = spec.num_iters
     if last_saved != spec.num_iters:
         raise RuntimeError(
             f"fit in {work} stopped at iteration {last_saved} of {spec.num_iters}: "

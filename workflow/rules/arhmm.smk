@@ -1,11 +1,11 @@
-# AR-HMM fit (latent dynamics only) at the configured kappa. Touches JAX: gpu resource.
+# Final AR-HMM fit: the chosen probe continued to arhmm.num_iters (or, without a search,
+# a fresh fit at arhmm.kappa). Touches JAX: gpu resource.
 
 
 rule fit_arhmm:
     input:
+        **final_fit_start("arhmm"),
         data="results/model/data.h5",
-        pca="results/pca/pca.p",
-        latent_dim="results/pca/latent_dim.txt",
     output:
         "results/fits/arhmm/checkpoint.h5",
     log:
@@ -19,7 +19,7 @@ rule fit_arhmm:
         gpu=1,
     params:
         model=model_config(),
-        kappa=config["arhmm"]["kappa"],
+        kappa=None if SEARCH["enabled"] else config["arhmm"]["kappa"],
         num_iters=config["arhmm"]["num_iters"],
         seed=config["seed"],
         save_every_n_iters=config["save_every_n_iters"],

@@ -32,6 +32,9 @@ if not TRAIN_SESSIONS:
 
 wildcard_constraints:
     session=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    stage="arhmm|full_model",
+    round=r"\d+",
+    probe=r"\d+",
 
 
 # Only the config keys that change the model; a plot option must not refit.
@@ -102,6 +105,7 @@ def final_outputs():
         "results/qa/summary.tsv",
         "results/pca/scree.png",
         "results/pca/pcs.png",
+        *search_plots(),
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
     ]
@@ -115,3 +119,106 @@ DEMO = {
     "seed": 0,
     "n_heldout": 1,
 }
+
+
+# ---- kappa search (workflow/rules/search.smk) ----
+SEARCH = config["kappa_search"]
+STAGES = ["arhmm", "full_model"]
+for _stage in STAGES:
+    if SEARCH["enabled"] and SEARCH["num_iters"] > config[_stage]["num_iters"]:
+        raise WorkflowError(
+            f"config: kappa_search.num_iters ({SEARCH['num_iters']}) exceeds "
+            f"{_stage}.num_iters ({config[_stage]['num_iters']}), the stage's total"
+        )
+if SEARCH["arhmm_log10_kappa"][0] >= SEARCH["arhmm_log10_kappa"][1]:
+    raise WorkflowError(
+        f"config: kappa_search.arhmm_log10_kappa must increase, got "
+        f"{SEARCH['arhmm_log10_kappa']}"
+    )
+if (
+    SEARCH["full_model_log10_kappa_offset"][0]
+    >= SEARCH["full_model_log10_kappa_offset"][1]
+):
+    raise WorkflowError(
+        f"config: kappa_search.full_model_log10_kappa_offset must increase, got "
+        f"{SEARCH['full_model_log10_kappa_offset']}"
+    )
+
+
+def search_start_inputs(wildcards):
+    if wildcards.stage == "arhmm":
+        return {"data": "results/model/data.h5"}
+    return {"data": "results/model/data.h5", "arhmm": "results/search/arhmm/chosen.tsv"}
+
+
+def probe_inputs(wildcards):
+    previous = int(wildcards.round) - 1
+    inputs = {
+        "decision": f"results/search/{wildcards.stage}/round{previous}/decision.tsv",
+        "data": "results/model/data.h5",
+    }
+    if wildcards.stage == "arhmm":
+        inputs["pca"] = "results/pca/pca.p"
+        inputs["latent_dim"] = "results/pca/latent_dim.txt"
+    else:
+        inputs["start"] = "results/fits/arhmm/checkpoint.h5"
+    return inputs
+
+
+def probe_results(stage, rounds):
+    return [
+        f"results/search/{stage}/round{r}/probe{p}.tsv"
+        for r in rounds
+        for p in range(SEARCH["probes_per_round"])
+    ]
+
+
+def round_inputs(wildcards):
+    """A round decides from every probe so far, and knows the previous decision."""
+    r = int(wildcards.round)
+    return {
+        "probes": probe_results(wildcards.stage, range(1, r + 1)),
+        "previous": f"results/search/{wildcards.stage}/round{r - 1}/decision.tsv",
+    }
+
+
+def search_decisions(stage):
+    """Walk the rounds' decisions until one ends the search (each is a checkpoint)."""
+    decisions = []
+    for r in range(1, SEARCH["max_rounds"] + 1):
+        decision = checkpoints.search_round.get(stage=stage, round=r).output[0]
+        decisions.append(decision)
+        with open(decision) as handle:
+            handle.readline()
+            if not handle.readline().startswith("continue"):
+                break
+    return decisions
+
+
+def choose_inputs(wildcards):
+    decisions = search_decisions(wildcards.stage)
+    return {
+        "decisions": decisions,
+        "probes": probe_results(wildcards.stage, range(1, len(decisions) + 1)),
+    }
+
+
+def final_fit_start(stage):
+    """Where a stage's final fit starts: its chosen probe, or a fresh model."""
+    if SEARCH["enabled"]:
+        return {"chosen": f"results/search/{stage}/chosen.tsv"}
+    if stage == "arhmm":
+        return {"pca": "results/pca/pca.p", "latent_dim": "results/pca/latent_dim.txt"}
+    return {"arhmm": "results/fits/arhmm/checkpoint.h5"}
+
+
+def kappa_tables():
+    if not SEARCH["enabled"]:
+        return []
+    return expand("results/search/{stage}/chosen.tsv", stage=STAGES)
+
+
+def search_plots():
+    if not SEARCH["enabled"]:
+        return []
+    return expand("results/search/{stage}/trace.png", stage=STAGES)

@@ -1,10 +1,11 @@
-# Full keypoint-SLDS fit, continued from the AR-HMM checkpoint at the full-model kappa.
+# Final full-model fit: the chosen probe continued to full_model.num_iters (or, without a
+# search, the AR-HMM fit continued at full_model.kappa). Touches JAX: gpu resource.
 
 
 rule fit_full_model:
     input:
+        **final_fit_start("full_model"),
         data="results/model/data.h5",
-        arhmm="results/fits/arhmm/checkpoint.h5",
     output:
         "results/fits/full_model/checkpoint.h5",
     log:
@@ -17,7 +18,7 @@ rule fit_full_model:
     resources:
         gpu=1,
     params:
-        kappa=config["full_model"]["kappa"],
+        kappa=None if SEARCH["enabled"] else config["full_model"]["kappa"],
         num_iters=config["full_model"]["num_iters"],
         jitter=config["jitter"],
         save_every_n_iters=config["save_every_n_iters"],

@@ -9,6 +9,7 @@ rule run_summary:
         latent_dim="results/pca/latent_dim.txt",
         qa="results/qa/summary.tsv",
         ground_truth=ground_truth_files,
+        kappa=kappa_tables(),
     output:
         table="results/summary.tsv",
         text="results/summary.txt",
@@ -18,9 +19,10 @@ rule run_summary:
         "../../envs/kpms-flow.yaml"
     params:
         train_sessions=TRAIN_SESSIONS,
-        kappa={
-            "arhmm": config["arhmm"]["kappa"],
-            "full_model": config["full_model"]["kappa"],
-        },
+        kappa=(
+            {}
+            if SEARCH["enabled"]
+            else {stage: config[stage]["kappa"] for stage in STAGES}
+        ),
     script:
         "../../scripts/run_summary.py"

@@ -1,0 +1,249 @@
+"""Kappa search: parallel rounds of probe fits that home in on a target median duration.
+
+The seed's practice was a serial bisection in log10 kappa. Here each round fits several
+kappas at once (one job each, one GPU each on a cluster); the next round's kappas come
+from interpolating log duration against log kappa through a monotone (isotonic) fit of
+every probe so far, which tolerates noisy and non-monotone points and flat stretches.
+All state is in per-round files: a probe's result table and a round's decision table.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("kpms_flow")
+
+PROBE_COLUMNS = [
+    "stage",
+    "round",
+    "probe",
+    "kappa",
+    "log10_kappa",
+    "median_duration_frames",
+    "median_duration_ms",
+    "syllables",
+    "iterations",
+]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Target median syllable duration, in frames."""
+
+    low: float
+    high: float
+
+    @property
+    def centre(self) -> float:
+        # Geometric centre: durations scale multiplicatively with log kappa steps.
+        return math.sqrt(self.low * self.high)
+
+    def contains(self, duration: float) -> bool:
+        return self.low <= duration <= self.high
+
+    def distance(self, duration: float) -> float:
+        """How far a duration is from the centre, in log units (0 = centre)."""
+        return abs(math.log(max(duration, 1e-9)) - math.log(self.centre))
+
+
+def window_in_frames(target_ms, fps: float | None) -> Window:
+    """Convert the configured window (ms) to frames; needs the training frame rate."""
+    if fps is None or not np.isfinite(fps) or fps <= 0:
+        raise ValueError(
+            "config key 'kappa_search.target_duration_ms' is in milliseconds but the "
+            "training sessions' frame rate is unknown: give fps in the sessions table or "
+            "config key 'fps'"
+        )
+    low, high = sorted(float(v) for v in target_ms)
+    return Window(low * fps / 1000.0, high * fps / 1000.0)
+
+
+def isotonic(y: np.ndarray) -> np.ndarray:
+    """Non-decreasing least-squares fit (pool adjacent violators)."""
+    blocks = [[float(v), 1] for v in y]
+    merged: list[list[float]] = []
+    for value, weight in blocks:
+        merged.append([value, weight])
+        while len(merged) > 1 and merged[-2][0] > merged[-1][0]:
+            v2, w2 = merged.pop()
+            v1, w1 = merged.pop()
+            merged.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2])
+    return np.concatenate([[v] * int(w) for v, w in merged])
+
+
+def predict_log_kappa(log_kappa, durations, target: float) -> tuple[float, float, float]:
+    """Predicted log10 kappa for ``target`` and the bracket around it.
+
+    Returns (prediction, lower, upper); lower/upper are -inf/+inf when the target lies
+    beyond the probed range on that side.
+    """
+    order = np.argsort(log_kappa)
+    x = np.asarray(log_kappa, float)[order]
+    # Durations roughly multiply per decade of kappa: interpolate their logarithm.
+    raw = np.log(np.maximum(np.asarray(durations, float)[order], 1e-9))
+    y = isotonic(raw)
+    t = math.log(target)
+    if t < y[0]:
+        return x[0], -math.inf, x[0]
+    if t > y[-1]:
+        return x[-1], x[-1], math.inf
+    # First point at or above the target; the bracket spans the flat stretches around it.
+    above = int(np.argmax(y >= t))
+    if y[above] == t or above == 0:
+        same = np.flatnonzero(y == y[above])
+        lo = x[same[0] - 1] if same[0] > 0 else x[same[0]]
+        hi = x[same[-1] + 1] if same[-1] + 1 < len(x) else x[same[-1]]
+        return float(np.mean(x[same])), float(lo), float(hi)
+    # The bracket starts at the last point below the target, or further down when noisy
+    # points below ``above`` lie at or above it. Ties (flat stretches of equal medians,
+    # all below the target) do not widen it: the crossing lies beyond them.
+    below = above - 1
+    disagree = np.flatnonzero(raw[:above] >= t)
+    if len(disagree):
+        below = max(int(disagree[0]) - 1, 0)
+    x0, x1, y0, y1 = x[above - 1], x[above], y[above - 1], y[above]
+    prediction = x0 + (t - y0) * (x1 - x0) / (y1 - y0)
+    return float(prediction), float(x[below]), float(x1)
+
+
+def next_log_kappas(history: pd.DataFrame, window: Window, bounds, n_probes: int) -> list[float]:
+    """Kappas (log10) for the next round, placed around the predicted target.
+
+    Probes are spread over the bracket that contains the target, not over the whole
+    range, so that one round usually narrows the search to within the window.
+    """
+    lo_bound, hi_bound = bounds
+    x = history["log10_kappa"].to_numpy(float)
+    d = history["median_duration_frames"].to_numpy(float)
+    prediction, lower, upper = predict_log_kappa(x, d, window.centre)
+    if math.isinf(lower):
+        # Durations already too long at the smallest kappa probed: go lower.
+        lower, upper = lo_bound, x.min()
+        prediction = (lower + upper) / 2
+    elif math.isinf(upper):
+        lower, upper = x.max(), hi_bound
+        prediction = (lower + upper) / 2
+    lower, upper = max(lower, lo_bound), min(upper, hi_bound)
+    width = max(upper - lower, 1e-3)
+    # Evenly spaced steps around the prediction, clipped to the bracket's interior.
+    step = width / (n_probes + 1)
+    offsets = (np.arange(n_probes) - (n_probes - 1) / 2) * step
+    centre = min(max(prediction, lower + step * n_probes / 2), upper - step * n_probes / 2)
+    grid = np.clip(centre + offsets, lower + step / 2, upper - step / 2)
+    return [float(v) for v in grid]
+
+
+def initial_log_kappas(bounds, n_probes: int) -> list[float]:
+    """First round: evenly over the range, away from its ends."""
+    lo, hi = bounds
+    if not lo < hi:
+        raise ValueError(f"kappa search bounds must increase, got {lo}..{hi} (log10 kappa)")
+    return [lo + (hi - lo) * (i + 0.5) / n_probes for i in range(n_probes)]
+
+
+def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
+    """A round's decision; it carries the stage's range and window on to the next round."""
+    table = pd.DataFrame(rows)
+    table["log10_lower"], table["log10_upper"] = bounds
+    table["window_low_frames"], table["window_high_frames"] = window.low, window.high
+    return table
+
+
+def read_decision(path) -> tuple[pd.DataFrame, tuple[float, float], Window]:
+    table = pd.read_csv(path, sep="\t")
+    first = table.iloc[0]
+    bounds = (float(first["log10_lower"]), float(first["log10_upper"]))
+    return table, bounds, Window(float(first["window_low_frames"]), float(first["window_high_frames"]))
+
+
+def first_round(bounds, window: Window, n_probes: int) -> pd.DataFrame:
+    rows = [
+        {"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1, "chosen_probe": -1}
+        for i, k in enumerate(initial_log_kappas(bounds, n_probes))
+    ]
+    return decision_table(rows, bounds, window)
+
+
+def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, bounds,
+           n_probes: int) -> pd.DataFrame:
+    """The decision after ``round_``: converged, exhausted, or the next round's kappas."""
+    inside = history[[window.contains(v) for v in history["median_duration_frames"]]]
+    if len(inside) or round_ >= max_rounds:
+        candidates = inside if len(inside) else history
+        distance = [window.distance(v) for v in candidates["median_duration_frames"]]
+        best = candidates.iloc[int(np.argmin(distance))]
+        rows = [{"status": "converged" if len(inside) else "exhausted", "probe": -1,
+                 "kappa": float(best["kappa"]), "chosen_round": int(best["round"]),
+                 "chosen_probe": int(best["probe"])}]
+    else:
+        kappas = next_log_kappas(history, window, bounds, n_probes)
+        rows = [{"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1,
+                 "chosen_probe": -1} for i, k in enumerate(kappas)]
+    return decision_table(rows, bounds, window)
+
+
+def probe_metrics(model, data, fps: float | None) -> dict:
+    """Median bout duration and syllables used by a fitted model on its training data."""
+    from jax_moseq.utils import get_durations, get_frequencies
+
+    z = np.asarray(model["states"]["z"])
+    mask = np.asarray(data["mask"])
+    durations = get_durations(z, mask)
+    frequencies = get_frequencies(z, mask, runlength=False)
+    median = float(np.median(durations))
+    return {
+        "median_duration_frames": median,
+        "median_duration_ms": float("nan") if not fps else 1000.0 * median / fps,
+        # keypoint-moseq's plots ignore syllables under 0.5 % of frames.
+        "syllables": int((np.asarray(frequencies) > 0.005).sum()),
+    }
+
+
+def stage_bounds(stage: str, search: dict, arhmm_kappa: float | None = None) -> tuple[float, float]:
+    """log10 kappa range of a stage's search."""
+    if stage == "arhmm":
+        lo, hi = search["arhmm_log10_kappa"]
+    else:
+        offset_lo, offset_hi = search["full_model_log10_kappa_offset"]
+        centre = math.log10(arhmm_kappa)
+        lo, hi = centre + offset_lo, centre + offset_hi
+    if not lo < hi:
+        raise ValueError(f"{stage} kappa search range must increase, got {lo}..{hi} (log10)")
+    return float(lo), float(hi)
+
+
+def read_probes(paths) -> pd.DataFrame:
+    return pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
+
+
+def trace_table(probes: pd.DataFrame, chosen_round: int, chosen_probe: int) -> pd.DataFrame:
+    """Every probe of a stage, in order, with the chosen one marked."""
+    trace = probes.sort_values(["round", "probe"]).reset_index(drop=True)
+    trace["chosen"] = (trace["round"] == chosen_round) & (trace["probe"] == chosen_probe)
+    return trace
+
+
+def plot_trace(trace: pd.DataFrame, target_ms, title: str):
+    """Median duration (ms) against kappa, with the target band and the chosen probe."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.axhspan(*sorted(target_ms), color="tab:green", alpha=0.2, label="target window")
+    for round_, group in trace.groupby("round"):
+        ax.plot(group["kappa"], group["median_duration_ms"], "o", label=f"round {round_}")
+    chosen = trace[trace["chosen"]]
+    ax.plot(chosen["kappa"], chosen["median_duration_ms"], "o", ms=14, mfc="none",
+            mec="k", mew=2, label="chosen")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("kappa")
+    ax.set_ylabel("median syllable duration (ms)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
