@@ -17,6 +17,8 @@ kp = load_session(
     session=snakemake.wildcards.session,  # noqa: F821
     animal=p.animal or "",
     fps=p.fps,
+    video=p.video or "",
+    bodyparts=p.bodyparts,
 )
 kp = reorder_bodyparts(kp, p.bodyparts)
 validate_session(kp, required_bodyparts=p.required_bodyparts, min_frames=p.min_frames)

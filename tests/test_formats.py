@@ -14,6 +14,7 @@ import pytest
 
 from kpms_flow.formats import (
     FORMAT_EXTENSIONS,
+    FORMATS,
     KPMS_FORMATS,
     _dlc_arrays_from_frame,
     _dlc_header,
@@ -21,8 +22,10 @@ from kpms_flow.formats import (
     load_session,
     sniff_format,
     validate_session,
+    video_info,
 )
 from kpms_flow.keypoints import InputError, SessionKeypoints, sha256_of_file
+from kpms_flow.sessions import discover_sessions, infer_format
 
 POSE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "data" / "pose").resolve()
 
@@ -82,11 +85,21 @@ def header_bodyparts(path: Path, individual: str | None = None) -> list[str]:
 
 
 def test_format_names_match_keypoint_moseq():
+    import inspect
+
+    import keypoint_moseq.io as kio
+
     assert KPMS_FORMATS == (
         "deeplabcut", "sleap", "anipose", "sleap-anipose", "nwb", "facemap", "freipose", "dannce",
     )
+    source = inspect.getsource(kio.load_keypoints)
+    for name in KPMS_FORMATS:  # each is a format keypoint-moseq's load_keypoints dispatches on
+        assert f'"{name}"' in source
+        assert callable(getattr(kio, "_" + name.replace("-", "_") + "_loader"))
+    assert FORMATS == KPMS_FORMATS + ("annolid",)
     assert FORMAT_EXTENSIONS["sleap"] == (".h5", ".hdf5", ".slp")
     assert FORMAT_EXTENSIONS["dannce"] == (".mat",)
+    assert FORMAT_EXTENSIONS["annolid"] == (".ndjson",)
 
 
 # --------------------------------------------------------------------------- real files load
@@ -507,3 +520,329 @@ def test_validate_real_session_required_bodyparts():
     validate_session(kp, required_bodyparts=["snout", "tailbase"], min_frames=2330)
     with pytest.raises(InputError, match="missing required bodyparts nose"):
         validate_session(kp, required_bodyparts=["nose"])
+
+
+# --------------------------------------------------------------------------- every shared file
+
+OPENFIELD_NWB_BODYPARTS = [f"ind1_{b}" for b in OPENFIELD_BODYPARTS]
+DEEPOF_14 = ["Nose", "Left_ear", "Right_ear"]  # first three of 14 (order differs per file)
+FLY13 = ["head", "thorax", "abdomen", "wingL", "wingR", "forelegL4", "forelegR4", "midlegL4",
+         "midlegR4", "hindlegL4", "hindlegR4", "eyeL", "eyeR"]
+ANNOLID4 = ["nose", "left_ear", "right_ear", "tail_base"]
+BORIS = "ethome_social_mice/e3v813a-20210610T122332-122642_reencode.BORIS_annotations.csv"
+
+# Every file under ../shared/data/pose: ("load", format, animals, {animal: (shape, NaN fraction
+# of x)}, leading bodyparts) or ("refuse", format (None: format inference), message regex).
+SHARED_FILES = {
+    "annolid/inference_store_only/two_mice_demo/two_mice_demo_annotations.ndjson":
+        ("load", "annolid", ["0", "1"], {"0": ((6, 4, 2), 4 / 24), "1": ((6, 4, 2), 5 / 24)}, ANNOLID4),
+    "annolid/inference_store_only/two_mice_demo_tracked.csv":
+        ("refuse", "annolid", r"is Annolid's derived tracked-centroid table .* use its results folder"),
+    "annolid/inference_store_only/two_mice_demo_tracking.csv":
+        ("refuse", "deeplabcut", r"is Annolid's derived per-instance tracking table .* use its results folder"),
+    "annolid/single_animal_multipeak/one_mouse_demo_annotations.ndjson":
+        ("load", "annolid", [""], {"": ((2, 4, 2), 0.0)}, ANNOLID4),
+    "annolid/single_animal_multipeak/one_mouse_demo_000000000.json":
+        ("refuse", None, "is one Annolid per-frame LabelMe file .* give its results folder"),
+    "annolid/single_animal_multipeak/one_mouse_demo_000000001.json":
+        ("refuse", "annolid", "is one Annolid per-frame LabelMe file"),
+    "annolid/tracker_per_frame_json/two_mice_demo_annotations.ndjson":
+        ("load", "annolid", ["0", "1"], {"0": ((3, 4, 2), 0.0), "1": ((3, 4, 2), 0.0)}, ANNOLID4),
+    "annolid/tracker_per_frame_json/two_mice_demo_000000000.json":
+        ("refuse", "freipose", "is one Annolid per-frame LabelMe file"),
+    "annolid/tracker_per_frame_json/two_mice_demo_000000001.json":
+        ("refuse", None, "is one Annolid per-frame LabelMe file"),
+    "annolid/tracker_per_frame_json/two_mice_demo_000000002.json":
+        ("refuse", "annolid", "is one Annolid per-frame LabelMe file"),
+    "dannce_3d/save_data_AVG_torch_nearest.mat":
+        ("load", "dannce", [""], {"": ((1000, 22, 3), 0.0)}, ["bodypart0", "bodypart1"]),
+    "deepof_topview/testDLC_h5_table.h5":
+        ("load", "deeplabcut", [""], {"": ((100, 14, 2), 0.0)}, DEEPOF_14),
+    "deepof_topview/testDLC_h5_table_madlc.901frames_2keys.h5":
+        ("refuse", "deeplabcut", r"2 pandas keys \(/test, /tracks\) and 2 of them are DeepLabCut tables"),
+    "deepof_topview/testDLC_sleap.slp": ("load", "sleap", [""], {"": ((101, 14, 2), 0.0)}, DEEPOF_14),
+    "deepof_topview/testDLC_square_arena.h5":
+        ("load", "deeplabcut", [""], {"": ((451, 14, 2), 0.0)}, DEEPOF_14),
+    "dlc_openfield_mouse/ethome_sample_nwb_.nwb":
+        ("load", "nwb", [""], {"": ((2330, 4, 2), 0.0)}, OPENFIELD_NWB_BODYPARTS),
+    DLC_H5: ("load", "deeplabcut", [""], {"": ((2330, 4, 2), 0.0)}, OPENFIELD_BODYPARTS),
+    DLC_NWB: ("load", "nwb", [""], {"": ((2330, 4, 2), 0.0)}, OPENFIELD_NWB_BODYPARTS),
+    DLC_CSV: ("load", "deeplabcut", [""], {"": ((2330, 4, 2), 0.0)}, OPENFIELD_BODYPARTS),
+    DLC_CSV_MISSING: ("load", "deeplabcut", [""], {"": ((2330, 4, 2), 2 / (2330 * 4))}, OPENFIELD_BODYPARTS),
+    MADLC_CSV: ("load", "deeplabcut", ["adult", "juvenile"],
+                {"adult": ((5700, 7, 2), 0.0), "juvenile": ((5700, 7, 2), 0.0)},
+                ["nose", "leftear", "rightear", "neck", "lefthip", "righthip", "tail"]),
+    BORIS: ("refuse", "deeplabcut", "is a BORIS behaviour-event export .* not pose tracking"),
+    "lightning_pose/180607_004.mirror-mouse.rng=0.csv":
+        ("load", "deeplabcut", [""], {"": ((2000, 8, 2), 0.0)},
+         ["paw1LH_top", "paw2LF_top", "paw3RF_top", "paw4RH_top", "paw1LH_bot", "paw2LF_bot",
+          "paw3RF_bot", "paw4RH_bot"]),
+    "lightning_pose/ibl-paw.right.rng=0.csv":
+        ("load", "deeplabcut", [""], {"": ((2500, 2, 2), 0.0)}, ["paw_l", "paw_r"]),
+    MABE_H5: ("refuse", "deeplabcut", r"no 'likelihood' coordinate \(coords found: x, y\)"),
+    OLD_SLEAP_H5: ("refuse", "sleap", "no 'point_scores' dataset"),
+    "sleap_flies/analysis_example_predictions.slp":
+        ("load", "sleap", ["track0", "track1"],
+         {"track0": ((3000, 13, 2), 0.016718), "track1": ((3000, 13, 2), 0.02241)}, FLY13),
+    "sleap_flies/centered_pair_predictions.slp":
+        ("load", "sleap", [f"track{i}" for i in range(27)],
+         {"track0": ((1100, 24, 2), 0.062083), "track1": ((1100, 24, 2), 0.102197)},
+         ["head", "neck", "thorax", "abdomen"]),
+    "sleap_flies/clip_proofread_13node.slp":
+        ("load", "sleap", ["track0", "track1"],
+         {"track0": ((1500, 13, 2), 0.024718), "track1": ((1500, 13, 2), 0.007949)}, FLY13),
+}
+
+
+def test_every_shared_file_is_covered():
+    if not POSE_DIR.is_dir():
+        pytest.skip("../shared/data/pose not found: real-data tests need the shared folder beside the project")
+    present = {
+        str(f.relative_to(POSE_DIR)) for f in POSE_DIR.rglob("*") if f.is_file() and f.name != "README.md"
+    }
+    assert present == set(SHARED_FILES)
+
+
+@pytest.mark.parametrize("relative", sorted(SHARED_FILES))
+def test_shared_file_loads_or_is_refused(relative):
+    path = pose_file(relative)
+    expected = SHARED_FILES[relative]
+    if expected[0] == "refuse":
+        _, fmt, message = expected
+        with pytest.raises(InputError, match=message) as err:
+            if fmt is None:
+                infer_format(path)
+            else:
+                load_session(path, fmt, "x")
+        assert str(err.value).startswith(f"{path}: ")
+        return
+    _, fmt, animals, per_animal, leading = expected
+    assert infer_format(path) == fmt
+    assert list_animals(path, fmt) == animals
+    for animal, (shape, nan_fraction) in per_animal.items():
+        kp = load_session(path, fmt, "x", animal=animal)
+        assert kp.coordinates.shape == shape
+        assert kp.bodyparts[: len(leading)] == leading and len(kp.bodyparts) == shape[1]
+        assert np.isnan(kp.coordinates[..., 0]).mean() == pytest.approx(nan_fraction, abs=1e-6)
+        assert (kp.confidences[np.isnan(kp.coordinates).any(axis=2)] == 0).all()
+        assert kp.animal == animal and kp.format == fmt
+
+
+def test_boris_events_are_not_a_pose_file():
+    path = pose_file(BORIS)
+    assert sniff_format(path) is None
+    with pytest.raises(InputError, match="BORIS behaviour-event export .* it has no keypoints"):
+        infer_format(path)
+    with pytest.raises(InputError, match="BORIS"):
+        list_animals(path, "anipose")
+
+
+# --------------------------------------------------------------------------- frame rate from the video
+
+
+def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
+    import cv2
+
+    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (32, 24))
+    assert writer.isOpened()
+    for i in range(n_frames):
+        writer.write(np.full((24, 32, 3), (i * 20) % 255, np.uint8))
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.avi"])
+def test_video_info_reads_fps_and_frames(tmp_path, name):
+    info = video_info(write_video(tmp_path / name, 12, fps=25.0))
+    assert (info.fps, info.n_frames) == (25.0, 12)
+
+
+def test_fps_from_video_and_disagreements(tmp_path):
+    path = tmp_path / "pose.csv"
+    dlc_frame(["nose", "tail"], n=10).to_csv(path)
+    video = write_video(tmp_path / "pose.mp4", 10, fps=25.0)
+    kp = load_session(path, "deeplabcut", "p", video=str(video))
+    assert (kp.fps, kp.fps_source) == (25.0, "video")
+    assert kp.extra_attrs["video"] == str(video) and kp.extra_attrs["video_frames"] == 10
+    kp = load_session(path, "deeplabcut", "p", video=str(video), fps=25.1)  # within 1 %
+    assert (kp.fps, kp.fps_source) == (25.0, "video")
+    assert load_session(path, "deeplabcut", "p", video="", fps=30).fps_source == "table"
+    assert load_session(path, "deeplabcut", "p", video=float("nan")).fps_source == ""
+    with pytest.raises(InputError, match=f"the video {video} says 25 fps but the sessions table says 30"):
+        load_session(path, "deeplabcut", "p", video=str(video), fps=30)
+    short = write_video(tmp_path / "short.avi", 4, fps=25.0)
+    with pytest.raises(InputError, match="has 10 frames but its video .*short.avi has only 4"):
+        load_session(path, "deeplabcut", "p", video=str(short))
+    with pytest.raises(InputError, match="video .*missing.mp4 not found"):
+        load_session(path, "deeplabcut", "p", video=str(tmp_path / "missing.mp4"))
+    (tmp_path / "broken.mp4").write_text("not a video")
+    with pytest.raises(InputError, match="cannot be opened by OpenCV"):
+        load_session(path, "deeplabcut", "p", video=str(tmp_path / "broken.mp4"))
+    # the file's own rate wins over the video's, and the two must agree
+    write_nwb(tmp_path / "rate.nwb", n=10, rate=25.0)
+    assert load_session(tmp_path / "rate.nwb", "nwb", "r", video=str(video)).fps_source == "file"
+    fast = write_video(tmp_path / "fast.mp4", 10, fps=50.0)
+    with pytest.raises(InputError, match="the file says 25 fps but the video .*fast.mp4 says 50"):
+        load_session(tmp_path / "rate.nwb", "nwb", "r", video=str(fast))
+
+
+# --------------------------------------------------------------------------- more silent mis-loads
+
+
+def write_sleap_anipose(path: Path, n_frames=8, n_tracks=2, n_nodes=3, scores=True):
+    tracks = np.arange(n_frames * n_tracks * n_nodes * 3, dtype=float).reshape(n_frames, n_tracks, n_nodes, 3)
+    with h5py.File(path, "w") as f:
+        f["tracks"] = tracks
+        if scores:
+            f["point_scores"] = np.full((n_frames, n_tracks, n_nodes), 0.5)
+    return tracks
+
+
+def test_sleap_anipose_multi_animal_becomes_sessions(tmp_path):
+    path = tmp_path / "points3d.h5"
+    tracks = write_sleap_anipose(path)
+    assert sniff_format(path) == "sleap-anipose"
+    assert list_animals(path, "sleap-anipose") == ["track0", "track1"]
+    kp = load_session(path, "sleap-anipose", "p.track1", animal="track1")
+    assert kp.coordinates.shape == (8, 3, 3) and kp.bodyparts == ["bodypart0", "bodypart1", "bodypart2"]
+    np.testing.assert_array_equal(kp.coordinates, tracks[:, 1])
+    assert (kp.confidences == 0.5).all()
+    table = discover_sessions([str(tmp_path)])
+    assert table["session"].tolist() == ["points3d.track0", "points3d.track1"]
+    assert set(table["format"]) == {"sleap-anipose"}
+    single = tmp_path / "one" / "solo.h5"
+    single.parent.mkdir()
+    write_sleap_anipose(single, n_tracks=1, scores=False)
+    assert list_animals(single, "sleap-anipose") == [""]
+    kp = load_session(single, "sleap-anipose", "solo")
+    assert (kp.confidences == 1).all() and "none in the file" in kp.extra_attrs["confidences"]
+
+
+def test_sleap_anipose_wrong_layouts_are_refused(tmp_path):
+    analysis = tmp_path / "analysis.h5"
+    with h5py.File(analysis, "w") as f:
+        f["tracks"] = np.zeros((2, 2, 3, 10))
+        f["point_scores"] = np.ones((2, 3, 10))
+        f["node_names"] = np.array([b"a", b"b", b"c"])
+    with pytest.raises(InputError, match="is a SLEAP analysis h5 .* use format 'sleap'"):
+        load_session(analysis, "sleap-anipose", "x")
+    flat = tmp_path / "flat.h5"
+    with h5py.File(flat, "w") as f:
+        f["tracks"] = np.zeros((10, 3, 3))
+    with pytest.raises(InputError, match=r"'tracks' has shape \(10, 3, 3\), not sleap-anipose's"):
+        list_animals(flat, "sleap-anipose")
+    scores = tmp_path / "scores.h5"
+    with h5py.File(scores, "w") as f:
+        f["tracks"] = np.zeros((10, 1, 3, 3))
+        f["point_scores"] = np.ones((10, 3))
+    with pytest.raises(InputError, match=r"'point_scores' has shape \(10, 3\), expected \(10, 1, 3\)"):
+        load_session(scores, "sleap-anipose", "x")
+
+
+def anipose_columns(n=5, bodyparts=("nose", "tail"), fnum=None):
+    cols = {}
+    for bp in bodyparts:
+        for c in ("x", "y", "z"):
+            cols[f"{bp}_{c}"] = np.arange(n, dtype=float)
+        cols[f"{bp}_error"] = np.zeros(n)
+        cols[f"{bp}_score"] = np.ones(n)
+    cols["fnum"] = np.arange(n) if fnum is None else fnum
+    return cols
+
+
+def test_anipose_without_scores_or_with_frame_gaps_is_refused(tmp_path):
+    cols = anipose_columns()
+    del cols["tail_score"]
+    path = tmp_path / "noscore.csv"
+    pd.DataFrame(cols).to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"no score column for bodyparts \['tail'\]"):
+        load_session(path, "anipose", "a")
+    gaps = tmp_path / "gaps.csv"
+    pd.DataFrame(anipose_columns(fnum=np.array([0, 1, 2, 10, 11]))).to_csv(gaps, index=False)
+    with pytest.raises(InputError, match="'fnum' column is not consecutive frames"):
+        load_session(gaps, "anipose", "a")
+    offset = tmp_path / "offset.csv"  # a contiguous stretch not starting at 0 is fine
+    pd.DataFrame(anipose_columns(fnum=np.arange(100, 105))).to_csv(offset, index=False)
+    assert load_session(offset, "anipose", "a").coordinates.shape == (5, 2, 3)
+
+
+def write_dannce(path: Path, n=12, k=4, sample_ids=None, layout="frames,3,k"):
+    from scipy.io import savemat
+
+    pred = np.random.default_rng(0).normal(size=(n, 3, k))
+    if layout == "frames,k,3":
+        pred = pred.transpose(0, 2, 1)
+    data = {"pred": pred, "p_max": np.ones((n, k))}
+    if sample_ids is not None:
+        data["sampleID"] = np.asarray(sample_ids, dtype=float)[None, :]
+    savemat(path, data)
+    return pred
+
+
+def test_dannce_sample_stride_and_refusals(tmp_path):
+    path = tmp_path / "stride.mat"
+    write_dannce(path, sample_ids=np.arange(12) * 5 + 1)
+    kp = load_session(path, "dannce", "d")
+    assert kp.coordinates.shape == (12, 4, 3) and kp.extra_attrs["sample_stride"] == 5
+    # a 100 fps video predicted every 5th frame is a 20 fps session
+    video = write_video(tmp_path / "stride.mp4", 60, fps=100.0)
+    kp = load_session(path, "dannce", "d", video=str(video))
+    assert (kp.fps, kp.fps_source) == (20.0, "video")
+    uneven = tmp_path / "uneven.mat"
+    write_dannce(uneven, sample_ids=list(range(6)) + list(range(100, 106)))
+    with pytest.raises(InputError, match="not evenly spaced in time .* consecutive frames"):
+        load_session(uneven, "dannce", "d")
+    layout = tmp_path / "layout.mat"
+    write_dannce(layout, layout="frames,k,3")
+    with pytest.raises(InputError, match=r"'pred' has shape \(12, 4, 3\), not DANNCE's"):
+        load_session(layout, "dannce", "d")
+    nopred = tmp_path / "nopred.mat"
+    from scipy.io import savemat
+
+    savemat(nopred, {"something": np.zeros(3)})
+    with pytest.raises(InputError, match="has no 'pred' variable"):
+        list_animals(nopred, "dannce")
+
+
+def test_nwb_series_outside_the_skeleton_are_refused(tmp_path):
+    from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton, Skeletons
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="t", identifier="t",
+                  session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    skeleton = Skeleton(name="mouse", nodes=["nose"])
+    series = [PoseEstimationSeries(name=b, description=b, data=np.zeros((5, 2)), unit="px",
+                                   reference_frame="top left", confidence=np.ones(5), rate=30.0)
+              for b in ("nose", "tail")]
+    module = nwb.create_processing_module(name="behavior", description="pose")
+    module.add(Skeletons(skeletons=[skeleton]))
+    module.add(PoseEstimation(name="PoseEstimation", pose_estimation_series=series, description="d",
+                              skeleton=skeleton, source_software="test"))
+    path = tmp_path / "extra.nwb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with NWBHDF5IO(str(path), "w") as nwb_io:
+            nwb_io.write(nwb)
+    with pytest.raises(InputError, match=r"PoseEstimationSeries \['tail'\] are not nodes .* silently drop"):
+        load_session(path, "nwb", "x")
+
+
+def test_slp_with_untracked_instances_is_refused(tmp_path):
+    import sleap_io as sio
+
+    skeleton = sio.Skeleton(["head", "tail"])
+    video = sio.Video(filename="fake.mp4")
+    frames = [
+        sio.LabeledFrame(video=video, frame_idx=i, instances=[
+            sio.PredictedInstance.from_numpy(np.array([[i, 1.0], [i, 2.0]]) + k, skeleton=skeleton,
+                                             point_scores=np.ones(2), score=1.0)
+            for k in range(2)
+        ])
+        for i in range(4)
+    ]
+    labels = sio.Labels(labeled_frames=frames, videos=[video], skeletons=[skeleton])
+    path = tmp_path / "untracked.slp"
+    labels.save(str(path))
+    with pytest.raises(InputError, match="up to 2 instances but no tracks"):
+        list_animals(path, "sleap")

@@ -158,6 +158,8 @@ def test_discover_real_multi_animal_folder():
     assert [Path(p).name for p, _ in table.attrs["skipped"]] == [
         "e3v813a-20210610T122332-122642_reencode.BORIS_annotations.csv"
     ]
+    assert "BORIS behaviour-event export" in table.attrs["skipped"][0][1]
+    assert "not pose tracking" in table.attrs["skipped"][0][1]
 
 
 def test_discover_real_mixed_formats():
@@ -196,6 +198,44 @@ def test_discover_real_openfield_needs_format():
         "openfield_dlc_inference_example",
         "openfield_dlc_inference_example_missingdata",
     ]
+
+
+def test_discover_real_annolid_folder_skips_derived_csvs():
+    table = discover_sessions([str(pose_dir("annolid/inference_store_only"))])
+    assert table["session"].tolist() == ["two_mice_demo.0", "two_mice_demo.1"]
+    assert set(table["format"]) == {"annolid"}
+    assert table["path"].tolist() == [str(pose_dir("annolid/inference_store_only/two_mice_demo"))] * 2
+    reasons = dict(table.attrs["skipped"])
+    assert sorted(Path(p).name for p in reasons) == ["two_mice_demo_tracked.csv", "two_mice_demo_tracking.csv"]
+    assert all("Annolid's derived" in r and "use its results folder" in r for r in reasons.values())
+
+
+def test_infer_format_of_annolid_and_sleap_anipose(tmp_path):
+    store = tmp_path / "vid" / "vid_annotations.ndjson"
+    store.parent.mkdir()
+    store.write_text('{"frame": 0, "shapes": [{"label": "nose", "points": [[1, 2]], "shape_type": "point"}]}\n')
+    assert infer_format(store) == "annolid"
+    assert infer_format(store.parent) == "annolid"
+    import h5py
+
+    with h5py.File(tmp_path / "points3d.h5", "w") as f:
+        f["tracks"] = np.zeros((4, 2, 3, 3))
+    assert infer_format(tmp_path / "points3d.h5") == "sleap-anipose"
+
+
+def test_cli_annolid_folder(tmp_path, capsys):
+    folder = tmp_path / "pose" / "cage"
+    folder.mkdir(parents=True)
+    shape = '{"label": "nose", "points": [[%d, 1]], "group_id": %d, "shape_type": "point", "score": 0.9}'
+    lines = ['{"frame": %d, "shapes": [%s, %s]}' % (f, shape % (f, 0), shape % (f, 1)) for f in range(3)]
+    (folder / "cage_annotations.ndjson").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "sessions.tsv"
+    assert main([str(tmp_path / "pose"), "--format", "annolid", "--fps", "30", "--output", str(out)]) == 0
+    assert "wrote 2 sessions from 1 files" in capsys.readouterr().out
+    table = read_sessions_table(out)
+    assert table["session"].tolist() == ["cage.0", "cage.1"]
+    assert table["format"].tolist() == ["annolid", "annolid"]
+    assert table["path"].tolist() == [str(folder)] * 2
 
 
 def test_discover_real_unsafe_stem():

@@ -20,7 +20,26 @@ each turned into an :class:`~kpms_flow.keypoints.InputError` here:
 * a SLEAP ``.slp`` holding several videos: keypoint-moseq silently loads the first video only.
   Refused.
 * anipose csv whose bodypart names are not ``\\w+``: keypoint-moseq's header regex silently drops
-  them. Refused.
+  them; one without a ``<bodypart>_score`` column per bodypart, or whose ``fnum`` column skips
+  frames (rows would be taken as consecutive frames). Refused.
+* sleap-anipose h5 that is a SLEAP analysis h5 (or not ``(frames, tracks, nodes, 3)``): the
+  loader would slice the wrong axes. Refused.
+* a ``.slp`` with several instances per frame but no tracks: keypoint-moseq gets no animal at
+  all. Refused.
+* NWB files whose PoseEstimationSeries are not all skeleton nodes: keypoint-moseq reads only the
+  nodes and silently drops the other series. Refused.
+* DANNCE ``.mat`` whose ``sampleID`` is not evenly spaced (predictions of separate stretches of
+  video would be joined as consecutive frames), or whose ``pred`` is not
+  ``(frames, 3, keypoints)``. Refused. An even stride (e.g. every 10th frame) is recorded as
+  ``sample_stride`` and divides a video's frame rate.
+* non-pose CSVs given as pose files (BORIS behaviour events, Annolid's derived tracking tables):
+  refused saying what they are.
+
+The ``annolid`` format (not a keypoint-moseq format) is read by :mod:`kpms_flow.annolid`.
+
+For every format the number of bodypart names is checked against the array.
+Frame rate: the file's (NWB rate/timestamps, SLEAP video metadata), else the session's video
+(OpenCV), else the sessions table; any two of them that disagree by more than 1 % are refused.
 
 Missing values are normalised to the session-file contract (:mod:`kpms_flow.keypoints`):
 a keypoint with any NaN/inf coordinate becomes all-NaN with confidence 0, and NaN confidences
@@ -42,7 +61,8 @@ import numpy as np
 from .keypoints import InputError, SessionKeypoints, sha256_of_file
 
 # The format names keypoint-moseq 0.8.1's ``load_keypoints`` accepts (case-sensitive), with the
-# extensions its loaders read (the same table as in ``keypoint_moseq.io.load_keypoints``).
+# extensions its loaders read (the same table as in ``keypoint_moseq.io.load_keypoints``), plus
+# ``annolid`` (read by kpms_flow.annolid; its path is a results folder or the .ndjson store).
 FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "deeplabcut": (".csv", ".h5", ".hdf5"),
     "sleap": (".h5", ".hdf5", ".slp"),
@@ -52,8 +72,13 @@ FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "facemap": (".h5", ".hdf5"),
     "freipose": (".json",),
     "dannce": (".mat",),
+    "annolid": (".ndjson",),
 }
-KPMS_FORMATS: tuple[str, ...] = tuple(FORMAT_EXTENSIONS)
+# Every format name a sessions table may use (validated here, in sessions.py and in
+# workflow/schemas/sessions.schema.yaml).
+FORMATS: tuple[str, ...] = tuple(FORMAT_EXTENSIONS)
+# The subset read by keypoint-moseq's own loaders.
+KPMS_FORMATS: tuple[str, ...] = tuple(f for f in FORMATS if f != "annolid")
 
 # Name keypoint-moseq's loaders get; results come back keyed "s" or "s_<animal>".
 _KEY = "s"
@@ -72,12 +97,12 @@ def _fail(path, cause: str) -> InputError:
 
 
 def check_format(format: str, path=None) -> str:
-    """Return ``format`` if keypoint-moseq 0.8.1 knows it, else raise :class:`InputError`.
+    """Return ``format`` if it is one of :data:`FORMATS`, else raise :class:`InputError`.
 
     Parameters
     ----------
     format : str
-        Format name (case-sensitive, as in keypoint-moseq).
+        Format name (case-sensitive, as in keypoint-moseq; or ``annolid``).
     path : path-like, optional
         File the format is for; named in the error message.
     """
@@ -87,7 +112,7 @@ def check_format(format: str, path=None) -> str:
         if isinstance(format, str) and format.strip().lower() in FORMAT_EXTENSIONS:
             hint = f" (names are case-sensitive: did you mean '{format.strip().lower()}'?)"
         raise InputError(
-            f"{where}unknown format {format!r}{hint}; valid formats are: {', '.join(KPMS_FORMATS)}"
+            f"{where}unknown format {format!r}{hint}; valid formats are: {', '.join(FORMATS)}"
         )
     return format
 
@@ -124,13 +149,32 @@ def _kpms_io():
     return kpms_io
 
 
+def _retry_hdf5_glitch(read, attempts: int = 3):
+    """Call ``read()``; retry when h5py fails to decode an HDF5 error message.
+
+    sleap-io probes optional datasets of a .slp (``sessions_json``...) and expects h5py's
+    KeyError for a missing one. With h5py 3.16 / HDF5 2.0 the error stack's text is now and
+    then garbage and h5py raises UnicodeDecodeError instead (seen in long test runs, depending
+    on memory reuse). The read itself is sound, so it is simply repeated.
+    """
+    for attempt in range(attempts):
+        try:
+            return read()
+        except UnicodeDecodeError:
+            if attempt == attempts - 1:
+                raise
+            import gc
+
+            gc.collect()
+
+
 def _call_kpms(format: str, p: Path, path) -> tuple[dict, dict, list | set | None]:
     """Run keypoint-moseq's loader for ``format`` on one file; wrap its errors."""
     loader = getattr(_kpms_io(), "_" + format.replace("-", "_") + "_loader")
     try:
         # The loaders print (e.g. "Excluding individual: single"); keep pipeline logs clean.
         with contextlib.redirect_stdout(io.StringIO()), _quiet_nwb():
-            return loader(str(p), _KEY)
+            return _retry_hdf5_glitch(lambda: loader(str(p), _KEY))
     except InputError:
         raise
     except Exception as err:  # noqa: BLE001 - any loader failure is a bad input file
@@ -460,12 +504,12 @@ def _sleap_h5_check(p: Path, path) -> list[str]:
         raise _fail(path, f"is not a readable HDF5 file ({err})") from err
 
 
-def _sleap_slp_info(p: Path, path) -> tuple[list[str], float | None]:
-    """Check a .slp the way keypoint-moseq will read it; return (track names, video fps)."""
+def _sleap_slp_info(p: Path, path) -> tuple[list[str], float | None, dict]:
+    """Check a .slp the way keypoint-moseq will read it; return (track names, video fps, attrs)."""
     import sleap_io
 
     try:
-        labels = sleap_io.load_slp(str(p), open_videos=False)
+        labels = _retry_hdf5_glitch(lambda: sleap_io.load_slp(str(p), open_videos=False))
     except Exception as err:  # noqa: BLE001
         raise _fail(path, f"cannot be read as a SLEAP .slp file: {type(err).__name__}: {err}") from err
     if len(labels.videos) > 1:
@@ -478,35 +522,141 @@ def _sleap_slp_info(p: Path, path) -> tuple[list[str], float | None]:
         raise _fail(path, f".slp holds {len(labels.skeletons)} skeletons; keypoint-moseq needs exactly one")
     if len(labels.labeled_frames) == 0:
         raise _fail(path, ".slp holds no labeled frames")
+    # sleap-io (as keypoint-moseq calls it) returns one "track" when every frame holds at most one
+    # instance, else only the *tracked* instances: untracked ones are dropped without a word.
+    most = max(len(lf.instances) for lf in labels.labeled_frames)
+    untracked = sum(1 for lf in labels.labeled_frames for inst in lf.instances if inst.track is None)
+    attrs = {}
+    if most > 1 and not labels.tracks:
+        raise _fail(
+            path,
+            f".slp has frames with up to {most} instances but no tracks; keypoint-moseq 0.8.1 "
+            "(through sleap-io) would load no animal at all. Run SLEAP's tracker (or "
+            "proofread identities) first",
+        )
+    if most > 1 and untracked:
+        attrs["untracked_instances_dropped"] = untracked
     fps = None
     if labels.videos:
         try:
             fps = labels.videos[0].fps
         except Exception:  # noqa: BLE001 - fps is optional metadata
             fps = None
-    return [t.name for t in labels.tracks], fps
+    return [t.name for t in labels.tracks], fps, attrs
+
+
+def _sleap_anipose_check(p: Path, path) -> bool:
+    """Check a sleap-anipose points3d h5; return whether it has point scores."""
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            keys = set(f.keys())
+            if "tracks" not in keys or not isinstance(f["tracks"], h5py.Dataset):
+                raise _fail(
+                    path,
+                    f"is not a sleap-anipose h5: no 'tracks' dataset (found {', '.join(sorted(keys)) or 'none'})",
+                )
+            shape = f["tracks"].shape
+            if "node_names" in keys and len(shape) == 4 and shape[1] == 2:
+                raise _fail(
+                    path,
+                    "is a SLEAP analysis h5 (tracks, 2, nodes, frames), not sleap-anipose output; "
+                    "use format 'sleap'",
+                )
+            if len(shape) != 4 or shape[3] not in (2, 3):
+                raise _fail(
+                    path,
+                    f"'tracks' has shape {shape}, not sleap-anipose's (frames, tracks, nodes, 3); "
+                    "keypoint-moseq's loader would slice the wrong axes",
+                )
+            if "point_scores" in keys:
+                scores = f["point_scores"].shape
+                if tuple(scores) != tuple(shape[:3]):
+                    raise _fail(
+                        path,
+                        f"'point_scores' has shape {scores}, expected {tuple(shape[:3])} "
+                        "(frames, tracks, nodes) to match 'tracks'",
+                    )
+                return True
+            return False
+    except InputError:
+        raise
+    except OSError as err:
+        raise _fail(path, f"is not a readable HDF5 file ({err})") from err
+
+
+def _dannce_check(p: Path, path) -> int | None:
+    """Check a DANNCE prediction .mat; return the sampleID stride (None if it has no sampleID)."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(p), variable_names=["pred", "sampleID"])
+    except Exception as err:  # noqa: BLE001 - not a MATLAB file keypoint-moseq can read
+        raise _fail(path, f"cannot be read as a MATLAB .mat file ({type(err).__name__}: {err})") from err
+    if "pred" not in mat:
+        raise _fail(path, "has no 'pred' variable (DANNCE writes predictions as pred, (frames, 3, keypoints))")
+    pred = np.asarray(mat["pred"])
+    if pred.ndim != 3 or pred.shape[1] not in (2, 3):
+        raise _fail(
+            path,
+            f"'pred' has shape {pred.shape}, not DANNCE's (frames, 3, keypoints); keypoint-moseq "
+            "would transpose the wrong axes",
+        )
+    if "sampleID" not in mat:
+        return None
+    ids = np.asarray(mat["sampleID"], dtype=float).ravel()
+    if ids.size != pred.shape[0]:
+        raise _fail(path, f"'sampleID' has {ids.size} entries but 'pred' has {pred.shape[0]} frames")
+    if ids.size < 2:
+        return None
+    steps = np.unique(np.diff(ids))
+    if steps.size != 1 or steps[0] <= 0 or steps[0] != round(steps[0]):
+        shown = ", ".join(f"{s:g}" for s in steps[:6])
+        raise _fail(
+            path,
+            f"predictions are not evenly spaced in time (sampleID steps: {shown}); keypoint-moseq "
+            "would treat them as consecutive frames. Predict a contiguous stretch of video (or "
+            "one session per stretch)",
+        )
+    return int(steps[0])
 
 
 def _load_generic(format: str, p: Path, animal: str, path):
     """Formats where keypoint-moseq's loader output is used as is (after the pre-checks)."""
     file_fps = None
     track_names: list[str] = []
+    extra: dict = {}
+    scores_in_file = True
     if format == "sleap":
         if p.suffix.lower() == ".slp":
-            track_names, file_fps = _sleap_slp_info(p, path)
+            track_names, file_fps, attrs = _sleap_slp_info(p, path)
+            extra.update(attrs)
         else:
             track_names = _sleap_h5_check(p, path)
     elif format == "anipose":
         _anipose_check(p, path)
+    elif format == "sleap-anipose":
+        scores_in_file = _sleap_anipose_check(p, path)
+    elif format == "nwb":
+        file_fps, scores_in_file = _nwb_info(p, path)
+    elif format == "dannce":
+        scores_in_file = False
+        stride = _dannce_check(p, path)
+        if stride is not None:
+            extra["sample_stride"] = stride
+    elif format == "freipose":
+        scores_in_file = False
     coord_d, conf_d, bodyparts = _call_kpms(format, p, path)
     found = {_animal_of_key(k): k for k in coord_d}
+    if not found:
+        raise _fail(path, f"keypoint-moseq's {format} loader found no animal in the file")
     chosen, key = _pick_animal(found, animal, path)
-    extra = {}
     match = re.fullmatch(r"track(\d+)", chosen)
     if match and int(match.group(1)) < len(track_names) and len(coord_d) == len(track_names):
         extra["track_name"] = str(track_names[int(match.group(1))])
-    if format == "nwb":
-        file_fps = _nwb_fps(p, path)
+    if not scores_in_file:
+        extra["confidences"] = "none in the file: 1.0 (as keypoint-moseq sets them)"
     coords, confs = coord_d[key], conf_d[key]
     if bodyparts is None:
         # freipose and dannce files carry no names; number them like keypoint-moseq's
@@ -523,7 +673,15 @@ def _list_generic(format: str, p: Path, path) -> list[str]:
             _sleap_h5_check(p, path)
     elif format == "anipose":
         _anipose_check(p, path)
+    elif format == "sleap-anipose":
+        _sleap_anipose_check(p, path)
+    elif format == "nwb":
+        _nwb_info(p, path)
+    elif format == "dannce":
+        _dannce_check(p, path)
     coord_d, _, _ = _call_kpms(format, p, path)
+    if not coord_d:
+        raise _fail(path, f"keypoint-moseq's {format} loader found no animal in the file")
     return [_animal_of_key(k) for k in coord_d]
 
 
@@ -547,32 +705,185 @@ def _anipose_check(p: Path, path) -> None:
             f"anipose CSV bodyparts {lost} are not <name>_x,<name>_y,<name>_z column triples "
             "of word characters; keypoint-moseq 0.8.1 would silently drop them",
         )
+    no_score = [w for w in wanted if f"{w}_score" not in cols]
+    if no_score:
+        raise _fail(
+            path,
+            f"anipose CSV has no score column for bodyparts {no_score} (expected <bodypart>_score); "
+            "keypoint-moseq needs one per bodypart",
+        )
+    if "fnum" in cols:
+        import pandas as pd
+
+        fnum = pd.read_csv(p, usecols=["fnum"])["fnum"].to_numpy()
+        if len(fnum) and not np.array_equal(fnum, np.arange(fnum[0], fnum[0] + len(fnum))):
+            gaps = int(np.sum(np.diff(fnum) != 1))
+            raise _fail(
+                path,
+                f"anipose CSV 'fnum' column is not consecutive frames ({gaps} jumps); "
+                "keypoint-moseq takes rows as consecutive frames and would join the stretches",
+            )
 
 
-def _nwb_fps(p: Path, path) -> float | None:
-    """Frame rate of the first PoseEstimationSeries (rate, else timestamps), or None."""
+def _nwb_info(p: Path, path) -> tuple[float | None, bool]:
+    """Check the series keypoint-moseq will read; return (frame rate or None, has confidences).
+
+    The rate is the first PoseEstimationSeries' ``rate``, else from its timestamps.
+    """
     from ndx_pose import PoseEstimation
     from pynwb import NWBHDF5IO
 
-    with _quiet_nwb(), NWBHDF5IO(str(p), mode="r", load_namespaces=True) as nwb_io:
-        objs = [o for o in nwb_io.read().all_children() if isinstance(o, PoseEstimation)]
-        series = list(objs[0].pose_estimation_series.values()) if objs else []
-        if not series:
-            return None
-        s = series[0]
-        if s.rate is not None:
-            return float(s.rate)
-        if s.timestamps is None:
-            return None
-        ts = np.asarray(s.timestamps[()], dtype=float)
+    try:
+        with _quiet_nwb(), NWBHDF5IO(str(p), mode="r", load_namespaces=True) as nwb_io:
+            objs = [o for o in nwb_io.read().all_children() if isinstance(o, PoseEstimation)]
+            if len(objs) != 1:
+                # keypoint-moseq's own assertion gives the message (none / several)
+                return None, True
+            pose = objs[0]
+            series = dict(pose.pose_estimation_series)
+            try:
+                nodes = [str(n) for n in pose.nodes[:]]
+            except Exception:  # noqa: BLE001 - keypoint-moseq's loader reports it
+                return None, True
+            extra_series = [name for name in series if name not in nodes]
+            if extra_series:
+                raise _fail(
+                    path,
+                    f"PoseEstimationSeries {extra_series} are not nodes of the skeleton "
+                    f"{nodes}; keypoint-moseq 0.8.1 reads only the nodes and would silently drop them",
+                )
+            if not series:
+                return None, True
+            first = series[nodes[0]] if nodes and nodes[0] in series else next(iter(series.values()))
+            has_conf = first.confidence is not None
+            if first.rate is not None:
+                return float(first.rate), has_conf
+            if first.timestamps is None:
+                return None, has_conf
+            ts = np.asarray(first.timestamps[()], dtype=float)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - unreadable: keypoint-moseq's loader reports it
+        raise _fail(path, f"cannot be read as an NWB file: {type(err).__name__}: {err}") from err
     if ts.size < 2:
-        return None
+        return None, has_conf
     # DLC2NWB writes the frame indices 0, 1, 2, ... as "timestamps" when it cannot find the
     # video; taking them as seconds would give a bogus 1 fps.
     if np.array_equal(ts, np.arange(ts.size, dtype=float)):
-        return None
+        return None, has_conf
     step = float(np.median(np.diff(ts)))
-    return 1.0 / step if step > 0 else None
+    return (1.0 / step if step > 0 else None), has_conf
+
+
+# --------------------------------------------------------------------------- non-pose files
+
+
+def describe_non_pose(path) -> str | None:
+    """Say what a file is when it is a known non-pose file (BORIS events, Annolid CSV/frame JSON).
+
+    Parameters
+    ----------
+    path : path-like
+        Any file.
+
+    Returns
+    -------
+    str or None
+        A sentence for an error message, or None when the file is not recognised as one.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return None
+    from . import annolid
+
+    if p.suffix.lower() == ".json" and annolid._FRAME_JSON.match(p.name):
+        return (
+            "is one Annolid per-frame LabelMe file (<video>_%09d.json), not a whole session: "
+            f"give its results folder {p.parent} with format annolid"
+        )
+    if p.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    kind = annolid.derived_csv_kind(p)
+    if kind is not None:
+        return annolid._derived_csv_message(p, kind)
+    try:
+        with open(p, encoding="utf-8", errors="replace") as handle:
+            head = [handle.readline() for _ in range(40)]
+    except OSError:
+        return None
+    first = [c.strip().strip('"') for c in head[0].split(",")] if head else []
+    rows = [[c.strip().strip('"') for c in re.split(r"[,\t]", line)] for line in head]
+    events = any("Behavior" in r and ("Status" in r or "Start (s)" in r) for r in rows)
+    if first[:1] == ["Observation id"] or events:
+        return (
+            "is a BORIS behaviour-event export (observations, behaviours, START/STOP times), "
+            "not pose tracking: it has no keypoints to model. Give the pose file of the same "
+            "video instead (e.g. the DeepLabCut .h5/.csv)"
+        )
+    return None
+
+
+def _refuse_non_pose(p: Path, path) -> None:
+    what = describe_non_pose(p)
+    if what is not None:
+        raise _fail(path, what)
+
+
+# --------------------------------------------------------------------------- video
+
+
+@dataclass
+class VideoInfo:
+    """Frame rate and frame count of a video, as OpenCV reads them (None when unknown)."""
+
+    path: str
+    fps: float | None
+    n_frames: int | None
+
+
+def _clean_video(video) -> str | None:
+    if video is None:
+        return None
+    if isinstance(video, float) and math.isnan(video):
+        return None
+    text = str(video).strip()
+    return text or None
+
+
+def video_info(video, path=None) -> VideoInfo:
+    """Read a video's frame rate and frame count with OpenCV (keypoint-moseq's video backend).
+
+    Parameters
+    ----------
+    video : path-like
+        The video file.
+    path : path-like, optional
+        The pose file it belongs to, named in error messages.
+
+    Raises
+    ------
+    InputError
+        The video is missing or OpenCV cannot open it.
+    """
+    import cv2
+
+    where = path if path is not None else video
+    v = Path(video)
+    if not v.is_file():
+        raise _fail(where, f"video {video} not found (the sessions table's 'video' column)")
+    capture = cv2.VideoCapture(str(v))
+    try:
+        if not capture.isOpened():
+            raise _fail(where, f"video {video} cannot be opened by OpenCV (not a video, or an unsupported codec)")
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+        count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        capture.release()
+    return VideoInfo(
+        path=str(video),
+        fps=fps if math.isfinite(fps) and fps > 0 else None,
+        n_frames=int(count) if math.isfinite(count) and count > 0 else None,
+    )
 
 
 # --------------------------------------------------------------------------- public API
@@ -584,17 +895,18 @@ def list_animals(path, format: str) -> list[str]:
     Parameters
     ----------
     path : path-like
-        The pose file.
+        The pose file (for ``annolid``: the results folder or its ``.ndjson`` store).
     format : str
-        One of :data:`KPMS_FORMATS`.
+        One of :data:`FORMATS`.
 
     Returns
     -------
     list of str
         ``[""]`` for a single-animal file. For multi-animal DeepLabCut, the individuals in
         header order (without ``single``); for SLEAP and sleap-anipose, ``track0``,
-        ``track1``, ... by track index, as keypoint-moseq names them. The names are the
-        ``animal`` values :func:`load_session` accepts.
+        ``track1``, ... by track index, as keypoint-moseq names them; for Annolid, the
+        ``instance_label``/``group_id``/``instance_id`` values in order of appearance. The names
+        are the ``animal`` values :func:`load_session` accepts.
 
     Raises
     ------
@@ -602,28 +914,52 @@ def list_animals(path, format: str) -> list[str]:
         Missing/unreadable file, unknown format, or a file the loader would mis-read.
     """
     check_format(format, path)
+    if format == "annolid":
+        from . import annolid
+
+        return annolid.list_animals(path)
     p = _check_readable(path)
+    _refuse_non_pose(p, path)
     _check_extension(p, format, path)
     if format == "deeplabcut":
         return _dlc_list_animals(p, path)
     return _list_generic(format, p, path)
 
 
-def load_session(path, format: str, session: str, animal: str = "", fps=None) -> SessionKeypoints:
+def load_session(
+    path,
+    format: str,
+    session: str,
+    animal: str = "",
+    fps=None,
+    *,
+    video="",
+    bodyparts=None,
+) -> SessionKeypoints:
     """Load one animal of one pose file with keypoint-moseq's loader, with checks.
 
     Parameters
     ----------
     path : path-like
-        The pose file (opened read-only). Recorded as given in ``source_path``.
+        The pose file (opened read-only; for ``annolid`` the results folder or its ``.ndjson``
+        store). Recorded as given in ``source_path``.
     format : str
-        One of :data:`KPMS_FORMATS`.
+        One of :data:`FORMATS`.
     session : str
         Session name to record.
     animal : str, default ""
         Animal to pick (see :func:`list_animals`); empty for a single-animal file.
     fps : float, optional
-        Frame rate from the sessions table, used when the file has none (NaN means not given).
+        Frame rate from the sessions table, used when neither the file nor the video gives one
+        (NaN means not given).
+    video : path-like, optional
+        The session's video (sessions table ``video`` column; empty/NaN means none). Its frame
+        rate (OpenCV) is used when the file has none; for ``annolid`` its frame count is the
+        session's length. For ``annolid`` a video named ``<video>.<ext>`` beside the results
+        folder is used when none is given.
+    bodyparts : list of str, optional
+        Bodypart order (config ``bodyparts``). Used by ``annolid`` (whose files have no fixed
+        bodypart list; labels not in it are refused); other formats return the file's order.
 
     Returns
     -------
@@ -631,54 +967,105 @@ def load_session(path, format: str, session: str, animal: str = "", fps=None) ->
         ``coordinates`` (frames, bodyparts, dims) float64 with NaN where missing,
         ``confidences`` (frames, bodyparts) with 0 where missing, bodyparts in file order.
         ``fps_source`` is ``"file"`` (NWB series rate/timestamps, SLEAP video fps),
-        ``"table"`` (the ``fps`` argument) or ``""`` (unknown).
+        ``"video"`` (OpenCV on the session's video), ``"table"`` (the ``fps`` argument) or
+        ``""`` (unknown).
 
     Raises
     ------
     InputError
         The message names the file and the cause (see the module docstring for the checks).
-        Also raised when the file's frame rate and ``fps`` disagree by more than 1 %.
+        Also raised when two of the file's, the video's and the table's frame rates disagree by
+        more than 1 %, and when the pose has more frames than the video.
     """
     check_format(format, path)
-    p = _check_readable(path)
-    _check_extension(p, format, path)
     table_fps = _clean_fps(fps, path)
+    video_path = _clean_video(video)
+    vinfo = video_info(video_path, path) if video_path else None
 
-    if format == "deeplabcut":
-        chosen, coords, confs, bodyparts, file_fps, extra = _load_dlc(p, animal, path)
+    if format == "annolid":
+        from . import annolid
+
+        source = annolid.find_source(path)
+        if vinfo is None:
+            found = annolid.find_video(source)
+            if found is not None:
+                try:
+                    vinfo = video_info(found, path)
+                except InputError:
+                    vinfo = None  # a file that only looks like the video: go without it
+        chosen, coords, confs, bodyparts, extra = annolid.load(
+            source, animal, bodyparts=bodyparts, n_frames=vinfo.n_frames if vinfo else None
+        )
+        file_fps = None
+        digest = annolid.source_digest(source)
     else:
-        chosen, coords, confs, bodyparts, file_fps, extra = _load_generic(format, p, animal, path)
+        p = _check_readable(path)
+        _refuse_non_pose(p, path)
+        _check_extension(p, format, path)
+        if format == "deeplabcut":
+            chosen, coords, confs, bodyparts, file_fps, extra = _load_dlc(p, animal, path)
+        else:
+            chosen, coords, confs, bodyparts, file_fps, extra = _load_generic(format, p, animal, path)
+        digest = sha256_of_file(p)
 
     coords, confs = _check_arrays(coords, confs, bodyparts, path)
 
-    if file_fps is not None and not (math.isfinite(file_fps) and file_fps > 0):
-        file_fps = None
-    if file_fps is not None and table_fps is not None and abs(file_fps - table_fps) > 0.01 * file_fps:
-        raise _fail(
-            path,
-            f"the file says {file_fps:g} fps but the sessions table says {table_fps:g}; "
-            "fix the table or leave its fps empty",
-        )
-    if file_fps is not None:
-        rate, source = file_fps, "file"
-    elif table_fps is not None:
-        rate, source = table_fps, "table"
-    else:
-        rate, source = None, ""
+    video_fps = None
+    if vinfo is not None:
+        extra["video"] = vinfo.path
+        stride = int(extra.get("sample_stride", 1) or 1)
+        if vinfo.fps is not None:
+            video_fps = vinfo.fps / stride  # DANNCE predicting every n-th frame
+            extra["video_fps"] = vinfo.fps
+        if vinfo.n_frames is not None:
+            extra["video_frames"] = vinfo.n_frames
+            if stride == 1 and coords.shape[0] > vinfo.n_frames:
+                raise _fail(
+                    path,
+                    f"has {coords.shape[0]} frames but its video {vinfo.path} has only "
+                    f"{vinfo.n_frames}: is it the right video?",
+                )
+    rate, source = _choose_fps(path, file_fps, video_fps, table_fps, vinfo)
 
     return SessionKeypoints(
         session=session,
         coordinates=coords,
         confidences=confs,
-        bodyparts=bodyparts,
+        bodyparts=list(bodyparts),
         source_path=str(path),
-        source_sha256=sha256_of_file(p),
+        source_sha256=digest,
         format=format,
         animal=chosen,
         fps=rate,
         fps_source=source,
         extra_attrs=extra,
     )
+
+
+def _choose_fps(path, file_fps, video_fps, table_fps, vinfo) -> tuple[float | None, str]:
+    """The first known of file, video, table; refuse two that disagree by more than 1 %."""
+    if file_fps is not None and not (math.isfinite(file_fps) and file_fps > 0):
+        file_fps = None
+    known = [
+        (name, label, value)
+        for name, label, value in (
+            ("file", "the file", file_fps),
+            ("video", f"the video {vinfo.path if vinfo else ''}", video_fps),
+            ("table", "the sessions table", table_fps),
+        )
+        if value is not None
+    ]
+    for i, (_, label_a, a) in enumerate(known):
+        for _, label_b, b in known[i + 1 :]:
+            if abs(a - b) > 0.01 * a:
+                raise _fail(
+                    path,
+                    f"{label_a} says {a:g} fps but {label_b} says {b:g}; fix the table (or "
+                    "the video column), or leave its fps empty",
+                )
+    if not known:
+        return None, ""
+    return known[0][2], known[0][0]
 
 
 def _as_float(array, what: str, path) -> np.ndarray:
@@ -763,12 +1150,12 @@ def validate_session(kp: SessionKeypoints, required_bodyparts=(), min_frames: in
 
 
 def sniff_format(path) -> str | None:
-    """Guess the keypoint-moseq format of a file from its extension and content.
+    """Guess the format of a file (or Annolid results folder) from its extension and content.
 
     Parameters
     ----------
     path : path-like
-        The file.
+        The file or folder.
 
     Returns
     -------
@@ -777,7 +1164,17 @@ def sniff_format(path) -> str | None:
         neither a DeepLabCut nor an anipose table, or a ``.json``).
     """
     p = Path(path)
+    if p.is_dir():
+        from . import annolid
+
+        try:
+            annolid.find_source(p)
+        except InputError:
+            return None
+        return "annolid"
     ext = p.suffix.lower()
+    if ext == ".ndjson":
+        return "annolid"
     if ext == ".slp":
         return "sleap"
     if ext == ".nwb":
@@ -806,6 +1203,10 @@ def sniff_format(path) -> str | None:
                     return "sleap"
                 if "Facemap" in keys:
                     return "facemap"
+                if "tracks" in keys and isinstance(f["tracks"], h5py.Dataset):
+                    shape = f["tracks"].shape
+                    if len(shape) == 4 and shape[3] == 3:
+                        return "sleap-anipose"  # (frames, tracks, nodes, xyz), no node names
                 is_pandas = any("pandas_type" in f[k].attrs for k in keys if isinstance(f[k], h5py.Group))
         except OSError:
             return None

@@ -9,7 +9,8 @@ Columns (tab-separated)::
 ``video`` an optional path. Extra columns are kept as text.
 
 ``kpms-flow-sessions PATTERN ...`` builds the table from files, folders (searched recursively)
-and globs.
+and globs. Annolid results folders (holding ``<video>_annotations.ndjson`` or per-frame
+``<video>_%09d.json``) found there become ``annolid`` sessions whose ``path`` is the folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_table
-from .formats import FORMAT_EXTENSIONS, KPMS_FORMATS, check_format, list_animals, sniff_format
+from . import annolid
+from .formats import FORMAT_EXTENSIONS, FORMATS, check_format, describe_non_pose, list_animals, sniff_format
 from .keypoints import InputError
 
 COLUMNS = ["session", "path", "format", "animal", "fps", "group", "train", "video"]
@@ -41,7 +43,8 @@ _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
 # Extensions looked at when a folder or glob is expanded without --format (.json is left out:
-# LabelMe/Annolid folders are full of .json that are not FreiPose files).
+# LabelMe/Annolid folders are full of .json that are not FreiPose files; Annolid results
+# folders are found as folders, see annolid.find_results).
 _DISCOVER_EXTENSIONS = (".h5", ".hdf5", ".csv", ".slp", ".nwb", ".mat")
 
 
@@ -70,15 +73,21 @@ def is_safe_name(text: str) -> bool:
 
 
 def infer_format(path) -> str:
-    """Return the keypoint-moseq format of a pose file, or raise :class:`InputError`.
+    """Return the format of a pose file (or Annolid results folder), or raise :class:`InputError`.
 
-    ``.slp`` is sleap, ``.nwb`` nwb, ``.mat`` dannce. ``.h5``/``.csv`` are read by several
-    loaders, so the content decides: a pandas table with a ``bodyparts`` header level or a CSV
-    starting with ``scorer``/``bodyparts`` rows is deeplabcut, an h5 with ``tracks`` and
-    ``node_names`` is sleap, ``Facemap`` facemap, a CSV with ``*_x``/``*_score`` columns anipose.
+    ``.slp`` is sleap, ``.nwb`` nwb, ``.mat`` dannce, ``.ndjson`` (and a folder of Annolid
+    annotations) annolid. ``.h5``/``.csv`` are read by several loaders, so the content decides:
+    a pandas table with a ``bodyparts`` header level or a CSV starting with
+    ``scorer``/``bodyparts`` rows is deeplabcut, an h5 with ``tracks`` and ``node_names`` is
+    sleap, ``tracks`` alone shaped (frames, tracks, nodes, 3) sleap-anipose, ``Facemap`` facemap,
+    a CSV with ``*_x``/``*_score`` columns anipose. Known non-pose tables (BORIS events,
+    Annolid's derived CSVs) are refused saying what they are.
     """
     fmt = sniff_format(path)
     if fmt is None:
+        what = describe_non_pose(path)
+        if what is not None:
+            raise InputError(f"{path}: {what}")
         ext = Path(path).suffix.lower()
         readers = [f for f, exts in FORMAT_EXTENSIONS.items() if ext in exts]
         if readers:
@@ -89,7 +98,7 @@ def infer_format(path) -> str:
             )
         raise InputError(
             f"{path}: '{ext or '(no extension)'}' is not a pose file extension keypoint-moseq reads; "
-            f"valid formats: {', '.join(KPMS_FORMATS)}"
+            f"valid formats: {', '.join(FORMATS)}"
         )
     return fmt
 
@@ -98,12 +107,13 @@ def _has_glob(pattern: str) -> bool:
     return any(ch in pattern for ch in "*?[")
 
 
-def _expand(patterns, extensions) -> list[tuple[Path, bool]]:
-    """Files for the patterns, in order, each with whether it was named explicitly."""
+def _expand(patterns, extensions, with_annolid: bool = False) -> list[tuple[Path, bool]]:
+    """Files (and Annolid results folders) for the patterns, each with whether it was named
+    explicitly. ``with_annolid`` also lists Annolid results folders found in folders."""
     found: list[tuple[Path, bool]] = []
 
     def from_dir(folder: Path) -> list[Path]:
-        return sorted(
+        files = sorted(
             f
             for f in folder.rglob("*")
             if f.is_file()
@@ -111,14 +121,18 @@ def _expand(patterns, extensions) -> list[tuple[Path, bool]]:
             # skip hidden files (e.g. half-written temporaries of atomic writes)
             and not any(part.startswith(".") for part in f.relative_to(folder).parts)
         )
+        if with_annolid:
+            files = sorted(files + annolid.find_results(folder))
+        return files
 
+    what = ", ".join(extensions) + (" or Annolid results folders" if with_annolid else "")
     for pattern in patterns:
         pattern = str(pattern)
         p = Path(pattern)
         if p.is_dir():
             files = from_dir(p)
             if not files:
-                raise InputError(f"{pattern}: folder holds no files with extension {', '.join(extensions)}")
+                raise InputError(f"{pattern}: folder holds no files with extension {what}")
             found += [(f, False) for f in files]
         elif p.is_file():
             found.append((p, True))
@@ -128,10 +142,12 @@ def _expand(patterns, extensions) -> list[tuple[Path, bool]]:
             for m in map(Path, matches):
                 if m.is_dir():
                     files += from_dir(m)
-                elif m.is_file() and m.suffix.lower() in extensions and not m.name.startswith("."):
+                elif m.is_file() and not m.name.startswith(".") and (
+                    m.suffix.lower() in extensions or (with_annolid and m.suffix.lower() == ".ndjson")
+                ):
                     files.append(m)
             if not files:
-                raise InputError(f"{pattern}: pattern matches no pose files ({', '.join(extensions)})")
+                raise InputError(f"{pattern}: pattern matches no pose files ({what})")
             found += [(f, False) for f in files]
         else:
             raise InputError(f"{pattern}: no such file or folder")
@@ -154,13 +170,15 @@ def discover_sessions(patterns: list[str], format: str | None = None) -> pd.Data
         Files, folders or glob patterns (``**`` allowed).
     format : str, optional
         Format of all files. Without it the format is inferred per file (see
-        :func:`infer_format`).
+        :func:`infer_format`); Annolid results folders are found in folders either way
+        (``--format annolid`` lists only those).
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`COLUMNS`, one row per animal (session ``<file stem>.<animal>`` for
-        multi-animal files, ``<file stem>`` otherwise, made path-safe). ``fps`` is NaN,
+        multi-animal files, ``<file stem>`` otherwise, made path-safe; for Annolid the stem is
+        the video's name and ``path`` the results folder). ``fps`` is NaN,
         ``group``/``animal``/``video`` text, ``train`` True. ``df.attrs["skipped"]`` lists
         ``(path, reason)`` for files found by a folder or glob that are not usable pose files
         (a file named explicitly raises instead).
@@ -173,19 +191,24 @@ def discover_sessions(patterns: list[str], format: str | None = None) -> pd.Data
     """
     if format is not None:
         check_format(format)
-    extensions = FORMAT_EXTENSIONS[format] if format else _DISCOVER_EXTENSIONS
+    if format == "annolid":
+        extensions: tuple[str, ...] = ()
+    else:
+        extensions = FORMAT_EXTENSIONS[format] if format else _DISCOVER_EXTENSIONS
     rows, skipped = [], []
-    for path, explicit in _expand(patterns, extensions):
+    for path, explicit in _expand(patterns, extensions, with_annolid=format in (None, "annolid")):
         try:
             fmt = format or infer_format(path)
             animals = list_animals(path, fmt)
+            # An Annolid session is named after its video, not after the folder or store file.
+            stem = annolid.find_source(path).video_stem if fmt == "annolid" else path.stem
         except InputError as err:
             if explicit:
                 raise
             skipped.append((str(path), str(err)))
             continue
         for animal in animals:
-            name = path.stem if animal == "" else f"{path.stem}.{animal}"
+            name = stem if animal == "" else f"{stem}.{animal}"
             rows.append(
                 {
                     "session": safe_name(name),
@@ -306,7 +329,7 @@ def read_sessions_table(path) -> pd.DataFrame:
                 f"'.', '_' and '-', starting with a letter or digit (e.g. {safe_name(row['session'])!r})"
             )
         if row["format"] not in FORMAT_EXTENSIONS:
-            raise InputError(f"{where}: unknown format {row['format']!r}; valid formats are: {', '.join(KPMS_FORMATS)}")
+            raise InputError(f"{where}: unknown format {row['format']!r}; valid formats are: {', '.join(FORMATS)}")
         fps.append(_parse_fps(row["fps"], where))
         train.append(_parse_bool(row["train"], where))
 
@@ -345,7 +368,7 @@ def main(argv=None) -> int:
         description="Build the sessions table (one row per animal per pose file).",
     )
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="pose files, folders (recursive) or globs")
-    parser.add_argument("--format", help=f"format of all files: {', '.join(KPMS_FORMATS)} (default: infer)")
+    parser.add_argument("--format", help=f"format of all files: {', '.join(FORMATS)} (default: infer)")
     parser.add_argument("--fps", type=float, help="frame rate to write for every session")
     parser.add_argument("--group", default="", help="group to write for every session")
     parser.add_argument("--output", default="config/sessions.tsv", help="table to write (default: %(default)s)")

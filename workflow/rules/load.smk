@@ -14,6 +14,7 @@ rule load_keypoints:
         format=lambda w: session_row(w)["format"],
         animal=lambda w: session_row(w)["animal"],
         fps=session_fps,
+        video=lambda w: session_row(w)["video"],
         bodyparts=config["bodyparts"],
         required_bodyparts=sorted(
             set(config["use_bodyparts"] or [])
