@@ -29,12 +29,12 @@ def log_to(log_path: str | os.PathLike | None) -> logging.Logger:
             print(f"ERROR: {error}\n(full log: {log_path})", file=console)
 
         sys.excepthook = report
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        force=True,
-    )
+    # Our own handler: importing jax (absl) reconfigures the root logger.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     return logger
 
 
