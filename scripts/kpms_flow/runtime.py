@@ -60,6 +60,10 @@ def configure_jax(threads: int = 1) -> None:
     import keypoint_moseq  # noqa: F401  (turns on jax_enable_x64 before jax_moseq runs)
     import jax
 
+    from .jax_fixes import stabilise_sweep_types
+
+    stabilise_sweep_types()
+
     cache = os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True)

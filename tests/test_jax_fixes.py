@@ -1,0 +1,56 @@
+"""The sweep re-typing work-around changes no number (kpms_flow.jax_fixes)."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import keypoint_moseq as kpms
+
+    from kpms_flow.demo import generate_demo
+    from kpms_flow.formats import load_session
+
+    out = tmp_path_factory.mktemp("tiny")
+    table = generate_demo(out, n_sessions=2, n_frames=300, n_heldout=0)
+    coordinates, confidences = {}, {}
+    for row in table.itertuples():
+        kp = load_session(row.path, "deeplabcut", row.session)
+        coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
+    bodyparts = kp.bodyparts
+    config = dict(bodyparts=bodyparts, use_bodyparts=bodyparts)
+    data, _ = kpms.format_data(coordinates, confidences, **config)
+    pca = kpms.fit_pca(**data, anterior_idxs=np.array([0]), posterior_idxs=np.array([6]))
+    model = kpms.init_model(
+        data, pca=pca, seed=0, anterior_idxs=np.array([0]), posterior_idxs=np.array([6]),
+        ar_hypparams=dict(latent_dim=3, nlags=3, S_0_scale=0.01, K_0_scale=10.0),
+        trans_hypparams=dict(num_states=10, gamma=1e3, alpha=5.7, kappa=1e3),
+        obs_hypparams=dict(sigmasq_0=0.1, sigmasq_C=0.1, nu_sigma=1e5, nu_s=5),
+        cen_hypparams=dict(sigmasq_loc=0.5), error_estimator=dict(slope=-0.5, intercept=0.25),
+    )
+    return data, model
+
+
+def test_retyped_sweeps_are_bit_identical(tiny_model):
+    from jax_moseq.models import keypoint_slds
+
+    from kpms_flow.jax_fixes import stabilise_sweep_types
+
+    stabilise_sweep_types()
+    patched = keypoint_slds.resample_model
+    original = patched.__wrapped__
+    assert original is not patched
+    data, start = tiny_model
+    runs = []
+    for sweep in (original, patched):
+        model = start
+        for _ in range(2):
+            model = sweep(data, **model, ar_only=False, jitter=1e-3, parallel_message_passing=False)
+        runs.append(model)
+    for key in ("x", "z", "h", "v", "s"):
+        assert np.array_equal(np.asarray(runs[0]["states"][key]), np.asarray(runs[1]["states"][key])), key
+    assert np.array_equal(np.asarray(runs[0]["seed"]), np.asarray(runs[1]["seed"]))
