@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kpms_flow.dryrun import job_counts
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -67,18 +69,7 @@ def snakemake(workdir: Path, *args, config: Path | None = None, check=True, time
 def dry_run_jobs(workdir: Path, config: Path, *args) -> dict[str, int]:
     """Rule -> job count from the job stats table of ``snakemake -n``."""
     proc = snakemake(workdir, "-n", *args, config=config)
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    stats = text.split("Job stats:", 1)[1]
-    jobs = {}
-    for line in stats.splitlines():
-        match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
-        if match and match.group(1) != "total":
-            jobs[match.group(1)] = int(match.group(2))
-        if line.strip().startswith("total"):
-            break
-    return jobs
+    return job_counts(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="session")

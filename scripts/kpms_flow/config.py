@@ -60,28 +60,35 @@ def kpms_config(config: Mapping, bodyparts: Sequence[str], latent_dim: int | Non
     import jax.numpy as jnp
 
     use = resolve_use_bodyparts(config, bodyparts, where="training sessions")
-    ar = dict(config["ar_hypparams"])
+    ar = dict(config.get("ar_hypparams", {}))
     if latent_dim is not None:
         ar["latent_dim"] = int(latent_dim)
     out = {
         "bodyparts": list(bodyparts),
         "use_bodyparts": use,
-        "skeleton": [list(pair) for pair in config.get("skeleton", [])],
+        "skeleton": [list(pair) for pair in config.get("skeleton") or []],
         "anterior_bodyparts": list(config["anterior_bodyparts"]),
         "posterior_bodyparts": list(config["posterior_bodyparts"]),
         "anterior_idxs": jnp.array([use.index(b) for b in config["anterior_bodyparts"]]),
         "posterior_idxs": jnp.array([use.index(b) for b in config["posterior_bodyparts"]]),
         "conf_pseudocount": float(config["conf_pseudocount"]),
         "added_noise_level": float(config["added_noise_level"]),
-        "conf_threshold": float(config["conf_threshold"]),
-        "PCA_fitting_num_frames": int(config["PCA_fitting_num_frames"]),
-        "whiten": bool(config["whiten"]),
-        "fix_heading": bool(config["fix_heading"]),
-        "ar_hypparams": ar,
-        "trans_hypparams": dict(config["trans_hypparams"]),
-        "obs_hypparams": dict(config["obs_hypparams"]),
-        "cen_hypparams": dict(config["cen_hypparams"]),
-        "error_estimator": dict(config["error_estimator"]),
         "verbose": False,
     }
+    # Rules pass only the keys they need (a fit-only setting must not redo the PCA).
+    optional = {
+        "conf_threshold": float,
+        "PCA_fitting_num_frames": int,
+        "whiten": bool,
+        "fix_heading": bool,
+        "trans_hypparams": dict,
+        "obs_hypparams": dict,
+        "cen_hypparams": dict,
+        "error_estimator": dict,
+    }
+    for key, kind in optional.items():
+        if key in config:
+            out[key] = kind(config[key])
+    if "ar_hypparams" in config or latent_dim is not None:
+        out["ar_hypparams"] = ar
     return out

@@ -59,12 +59,30 @@ MODEL_KEYS = [
 ]
 
 
-def model_config():
-    return {key: config[key] for key in MODEL_KEYS}
+# What keypoint-moseq's format_data and fit_pca read, so fit-only settings keep the PCA.
+DATA_KEYS = [
+    "bodyparts",
+    "use_bodyparts",
+    "anterior_bodyparts",
+    "posterior_bodyparts",
+    "fps",
+    "conf_pseudocount",
+    "added_noise_level",
+]
+PCA_KEYS = DATA_KEYS + ["conf_threshold", "PCA_fitting_num_frames", "fix_heading"]
+
+
+def model_config(keys=MODEL_KEYS):
+    return {key: config[key] for key in keys}
+
+
+SESSION_ROWS = SESSIONS.to_dict(
+    "index"
+)  # a dict lookup: fast DAGs at 1,000s of sessions
 
 
 def session_row(wildcards):
-    return SESSIONS.loc[wildcards.session]
+    return SESSION_ROWS[wildcards.session]
 
 
 def session_source(wildcards):
@@ -92,11 +110,15 @@ def session_results_h5(wildcards):
 
 
 def ground_truth_files(wildcards):
+    """True-state files where they exist (or the demo makes them); sessions without one
+    are left out of the NMI rather than stopping the summary."""
     if not config["ground_truth_dir"]:
         return []
-    return expand(
+    made = set(rules.demo_data.output.truth)
+    files = expand(
         "{dir}/{session}.csv", dir=config["ground_truth_dir"], session=SESSIONS.index
     )
+    return [f for f in files if f in made or Path(f).exists()]
 
 
 def final_outputs():

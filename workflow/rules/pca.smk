@@ -17,7 +17,7 @@ rule format_data:
     params:
         sessions=TRAIN_SESSIONS,
         thresholds=config["qa"],
-        model=model_config(),
+        model=model_config(DATA_KEYS),
     script:
         "../../scripts/format_data.py"
 
@@ -36,7 +36,7 @@ rule fit_pca:
     conda:
         "../../envs/kpms-flow.yaml"
     params:
-        model=model_config(),
+        model=model_config(PCA_KEYS),
         latent_dim=config["latent_dim"],
         variance_threshold=config["pca_variance_threshold"],
     script:
@@ -63,7 +63,7 @@ rule plot_pca:
     conda:
         "../../envs/kpms-flow.yaml"
     params:
-        model=model_config(),
+        model=model_config(PCA_KEYS + ["skeleton"]),
         dpi=config["plots"]["dpi"],
     script:
         "../../scripts/plot_pca.py"
