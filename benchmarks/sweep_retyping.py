@@ -1,0 +1,64 @@
+"""Full-model sweep time with and without kpms_flow.jax_fixes (re-typing the state).
+
+    .venv/bin/python benchmarks/sweep_retyping.py [--frames 600] [--sweeps 4]
+
+Runs each variant in its own process (the fix patches jax-moseq in place) on a synthetic
+demo session and prints the wall time of each sweep and a checksum of the latent states
+(equal checksums: the fix changes no number).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import sys, time, numpy as np
+sys.path.insert(0, {scripts!r})
+import os; os.environ["KPMS_FLOW_JAX_CACHE"] = ""
+import keypoint_moseq as kpms, jax
+from jax_moseq.models import keypoint_slds
+from kpms_flow.demo import generate_demo
+from kpms_flow.formats import load_session
+if {patched}:
+    from kpms_flow.jax_fixes import stabilise_sweep_types
+    stabilise_sweep_types()
+table = generate_demo({out!r}, n_sessions=1, n_frames={frames}, n_heldout=0)
+kp = load_session(table.path[0], "deeplabcut", "s")
+data, _ = kpms.format_data({{"s": kp.coordinates}}, {{"s": kp.confidences}}, bodyparts=kp.bodyparts, use_bodyparts=kp.bodyparts)
+idx = dict(anterior_idxs=np.array([0]), posterior_idxs=np.array([6]))
+pca = kpms.fit_pca(**data, **idx)
+model = kpms.init_model(data, pca=pca, seed=0, **idx,
+    ar_hypparams=dict(latent_dim=3, nlags=3, S_0_scale=0.01, K_0_scale=10.0),
+    trans_hypparams=dict(num_states=25, gamma=1e3, alpha=5.7, kappa=1e3),
+    obs_hypparams=dict(sigmasq_0=0.1, sigmasq_C=0.1, nu_sigma=1e5, nu_s=5),
+    cen_hypparams=dict(sigmasq_loc=0.5), error_estimator=dict(slope=-0.5, intercept=0.25))
+for i in range({sweeps}):
+    t = time.time()
+    model = keypoint_slds.resample_model(data, **model, ar_only=False, jitter=1e-3, parallel_message_passing=False)
+    jax.block_until_ready(model["states"]["x"])
+    print(f"{{'patched' if {patched} else 'original'}}\tsweep {{i}}\t{{time.time() - t:.2f}} s\tchecksum {{float(np.asarray(model['states']['x']).sum()):.12g}}", flush=True)
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--sweeps", type=int, default=4)
+    args = parser.parse_args()
+    for patched in (False, True):
+        with tempfile.TemporaryDirectory() as out:
+            code = CHILD.format(scripts=str(ROOT / "scripts"), patched=patched, out=out,
+                                frames=args.frames, sweeps=args.sweeps)
+            subprocess.run([sys.executable, "-c", code], check=True, stderr=subprocess.DEVNULL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
