@@ -119,3 +119,11 @@ def test_every_rule_logged_and_plots_written(demo_run):
             assert (logs / rule).exists() or (logs / f"{rule}.log").exists(), rule
     for plot in ["pca/scree.png", "pca/pcs.png", "sessions/demo_01/outliers.png"]:
         assert (workdir / "results" / plot).stat().st_size > 1000
+
+
+def test_reapply_all_is_an_explicit_target_that_refits_nothing(demo_run):
+    workdir, config, _ = demo_run
+    jobs = dry_run_jobs(workdir, config, "reapply_all")
+    assert jobs == {"reapply_model": 5, "reapply_all": 1}
+    # and it is not part of the default target
+    assert dry_run_jobs(workdir, config) == {}

@@ -59,3 +59,19 @@ rule export_session:
         "../../envs/kpms-flow.yaml"
     script:
         "../../scripts/export_session.py"
+
+
+# keypoint-moseq's FAQ: applied labels can differ from the fit's; re-applying the model to
+# every session gives labels from one procedure. Only on request: snakemake reapply_all
+use rule apply_model as reapply_model with:
+    output:
+        "results/reapply/{session}.h5",
+    log:
+        "results/logs/reapply_model/{session}.log",
+    benchmark:
+        "results/benchmarks/reapply_model/{session}.tsv"
+
+
+rule reapply_all:
+    input:
+        expand("results/reapply/{session}.h5", session=SESSIONS.index),
