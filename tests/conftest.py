@@ -88,3 +88,17 @@ def copy_run(source: Path, target: Path) -> Path:
     """Copy a completed run (outputs, mtimes and Snakemake's metadata) to mutate it."""
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
     return target
+
+
+def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
+    """A tiny real video file (OpenCV) for frame-rate tests."""
+    import cv2
+    import numpy as np
+
+    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (32, 24))
+    assert writer.isOpened()
+    for i in range(n_frames):
+        writer.write(np.full((24, 32, 3), (i * 20) % 255, np.uint8))
+    writer.release()
+    return path

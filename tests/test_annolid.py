@@ -14,6 +14,7 @@ from kpms_flow import annolid
 from kpms_flow.formats import FORMATS, list_animals, load_session, sniff_format
 from kpms_flow.keypoints import InputError, read_session, write_session
 from kpms_flow.sessions import discover_sessions, infer_format, read_sessions_table
+from conftest import write_video
 
 BODYPARTS = ["nose", "left_ear", "right_ear", "tail_base"]
 
@@ -48,17 +49,6 @@ def write_frame_json(folder: Path, video: str, frame: int, data: dict) -> Path:
     path.write_text(json.dumps(data))
     return path
 
-
-def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
-    import cv2
-
-    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (32, 24))
-    assert writer.isOpened()
-    for i in range(n_frames):
-        writer.write(np.full((24, 32, 3), (i * 20) % 255, np.uint8))
-    writer.release()
-    return path
 
 
 def two_mice(folder: Path, video="cage", frames=(0, 1, 2)) -> Path:

@@ -26,6 +26,7 @@ from kpms_flow.formats import (
 )
 from kpms_flow.keypoints import InputError, SessionKeypoints, sha256_of_file
 from kpms_flow.sessions import discover_sessions, infer_format
+from conftest import write_video, shared_pose as pose_file
 
 POSE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "data" / "pose").resolve()
 
@@ -42,15 +43,6 @@ MABE_H5 = "mabe_no_likelihood/EGS8X2MN4SSUGFWAV976.h5"
 OLD_SLEAP_H5 = "sleap_flies/analysis_example_predictions.analysis.h5"
 OPENFIELD_BODYPARTS = ["snout", "leftear", "rightear", "tailbase"]
 
-
-def pose_file(relative: str) -> Path:
-    """Path of a file in the shared real-data folder; skip the test when it is absent."""
-    if not POSE_DIR.is_dir():
-        pytest.skip("../shared/data/pose not found: real-data tests need the shared folder beside the project")
-    path = POSE_DIR / relative
-    if not path.exists():
-        pytest.skip(f"{relative} not found in ../shared/data/pose")
-    return path
 
 
 def dlc_frame(bodyparts, n=5, individuals=None, coords=("x", "y", "likelihood"), seed=0):
@@ -639,17 +631,6 @@ def test_boris_events_are_not_a_pose_file():
 
 # --------------------------------------------------------------------------- frame rate from the video
 
-
-def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
-    import cv2
-
-    fourcc = "MJPG" if path.suffix == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (32, 24))
-    assert writer.isOpened()
-    for i in range(n_frames):
-        writer.write(np.full((24, 32, 3), (i * 20) % 255, np.uint8))
-    writer.release()
-    return path
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.avi"])

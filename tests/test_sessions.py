@@ -19,18 +19,10 @@ from kpms_flow.sessions import (
     read_sessions_table,
     safe_name,
 )
+from conftest import shared_pose as pose_dir
 
 POSE_DIR = (Path(__file__).parents[1] / ".." / "shared" / "data" / "pose").resolve()
 
-
-def pose_dir(relative: str) -> Path:
-    """A folder of the shared real-data set; skip the test when it is absent."""
-    if not POSE_DIR.is_dir():
-        pytest.skip("../shared/data/pose not found: real-data tests need the shared folder beside the project")
-    path = POSE_DIR / relative
-    if not path.exists():
-        pytest.skip(f"{relative} not found in ../shared/data/pose")
-    return path
 
 
 def write_dlc(path: Path, bodyparts=("nose", "tail"), individuals=None, n=5, fmt=None):
