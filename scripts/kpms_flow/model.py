@@ -205,8 +205,10 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
 
     if done:
         model, _, _, last = kpms.load_checkpoint(path=str(checkpoint), iteration=done[-1])
-        start_iter = int(last) + 1
-        log.info("resuming %s from saved iteration %d", checkpoint, last)
+        # The first snapshot is the state before its sweep (fit_model saves the starting
+        # model); later ones are states after theirs, so resume at the next iteration.
+        start_iter = int(last) if len(done) == 1 else int(last) + 1
+        log.info("resuming %s at iteration %d (saved: %s)", checkpoint, start_iter, done)
     else:
         work.mkdir(parents=True, exist_ok=True)
         write_text(stamp, spec.fingerprint)
