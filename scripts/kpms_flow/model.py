@@ -175,6 +175,10 @@ class FitSpec:
     jitter: float = 1e-3
     fps: float | None = None
     start_from: Path | None = None  # a finished checkpoint to continue (a chosen probe)
+    # GPU memory plan (kpms_flow.resources.plan_fit_memory): None keeps keypoint-moseq's
+    # default (True on GPU, False on CPU); mixed_map_iters splits each sweep's batch.
+    parallel_message_passing: bool | None = None
+    mixed_map_iters: int = 1
 
 
 def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
@@ -186,6 +190,11 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
     """
     import keypoint_moseq as kpms
 
+    if spec.mixed_map_iters > 1:
+        # Must be set before anything is compiled (keypoint-moseq FAQ).
+        from jax_moseq.utils import set_mixed_map_iters
+
+        set_mixed_map_iters(spec.mixed_map_iters)
     work = Path(spec.work_dir)
     stamp = work / "fingerprint.txt"
     checkpoint = work / "checkpoint.h5"
@@ -230,6 +239,7 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
             save_every_n_iters=spec.save_every_n_iters,
             generate_progress_plots=True,
             fps=spec.fps,
+            parallel_message_passing=spec.parallel_message_passing,
         )
     last_saved = saved_iterations(checkpoint)[-1]
     if (
