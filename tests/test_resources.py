@@ -1,0 +1,82 @@
+"""Resources planned from the data: memory, run time and the GPU memory plan of fits."""
+
+from __future__ import annotations
+
+import logging
+
+import h5py
+import numpy as np
+import pytest
+
+from kpms_flow import resources
+from kpms_flow.resources import plan_fit_memory
+
+
+def test_published_estimate_three_mb_per_hundred_frames_at_four_dims():
+    assert resources.full_model_gpu_mb(100, 4) == pytest.approx(3.0)
+    # Linear in frames and in latent dimensions.
+    assert resources.full_model_gpu_mb(1_000_000, 8) == pytest.approx(60_000)
+
+
+def test_plan_uses_parallel_message_passing_when_it_fits():
+    plan = plan_fit_memory(frames=500_000, latent_dim=4, gpu_memory_mb=40_000, on_gpu=True)
+    assert plan.estimated_mb == pytest.approx(15_000)
+    assert (plan.parallel_message_passing, plan.mixed_map_iters) == (True, 1)
+
+
+def test_plan_falls_back_to_sequential_message_passing():
+    # 60 GB estimated on a 40 GB card: sequential message passing needs ~15 GB.
+    plan = plan_fit_memory(frames=2_000_000, latent_dim=4, gpu_memory_mb=40_000, on_gpu=True)
+    assert (plan.parallel_message_passing, plan.mixed_map_iters) == (False, 1)
+    assert "sequential" in plan.reason
+
+
+def test_plan_splits_sweeps_into_mixed_map_batches_when_still_too_big():
+    # 600 GB estimated, 150 GB sequential, 16 GB card (14.4 GB usable) -> 11 batches.
+    plan = plan_fit_memory(frames=10_000_000, latent_dim=8, gpu_memory_mb=16_000, on_gpu=True)
+    assert plan.parallel_message_passing is False
+    assert plan.mixed_map_iters == 11
+    assert plan.estimated_mb / 4 / plan.mixed_map_iters <= 0.9 * 16_000
+
+
+def test_plan_on_cpu_keeps_keypoint_moseq_default():
+    plan = plan_fit_memory(frames=10_000_000, latent_dim=8, gpu_memory_mb=None, on_gpu=False)
+    assert (plan.parallel_message_passing, plan.mixed_map_iters) == (False, 1)
+    unknown = plan_fit_memory(frames=1000, latent_dim=4, gpu_memory_mb=None, on_gpu=True)
+    assert unknown.parallel_message_passing is None
+
+
+def test_plan_for_job_logs_the_plan_and_prefers_configured_memory(caplog):
+    log = logging.getLogger("test_resources")
+    with caplog.at_level(logging.INFO, logger="test_resources"):
+        plan = resources.plan_for_job(20_000, 6, configured_gpu_memory_gb=None, log=log)
+    # This machine's JAX runs on the CPU.
+    assert plan.parallel_message_passing is False
+    assert "GPU memory plan: estimated 900 MB" in caplog.text
+    assert "20000 padded frames, latent_dim 6" in caplog.text
+
+
+def test_memory_and_runtime_grow_with_frames_iterations_and_attempts():
+    small = resources.host_mem_mb(10_000, latent_dim=4)
+    big = resources.host_mem_mb(1_000_000, latent_dim=4)
+    assert small >= resources.BASE_MEM_MB and big > small
+    assert resources.host_mem_mb(1_000_000, 4, attempt=2) == pytest.approx(2 * big, abs=1)
+    assert resources.host_mem_mb(None) == resources.BASE_MEM_MB
+    short = resources.fit_runtime_min(10_000, 25)
+    long = resources.fit_runtime_min(1_000_000, 500)
+    assert short == resources.BASE_RUNTIME_MIN + 1  # tiny fits: the start-up allowance
+    # 1 M frames x 500 sweeps at 50 us, x3 safety: 1,250 min on top of the base.
+    assert long == resources.BASE_RUNTIME_MIN + 1250
+    assert resources.fit_runtime_min(1_000_000, 500, attempt=2) == 2 * long
+
+
+def test_frame_counts_read_from_file_shapes(tmp_path):
+    data = tmp_path / "data.h5"
+    with h5py.File(data, "w") as f:
+        f.create_dataset("data/mask", data=np.ones((3, 1024)))
+    clean = tmp_path / "clean.h5"
+    with h5py.File(clean, "w") as f:
+        f.create_dataset("coordinates", data=np.zeros((777, 5, 2)))
+    assert resources.padded_frames(data) == 3072
+    assert resources.session_frames(clean) == 777
+    assert resources.padded_frames(tmp_path / "missing.h5") is None
