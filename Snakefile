@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/load.smk"
@@ -21,9 +24,16 @@ include: "workflow/rules/full_model.smk"
 include: "workflow/rules/reindex.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+onsuccess:
+    # The run's short summary where users look: the end of the console output.
+    if Path("results/summary.txt").exists():
+        print(Path("results/summary.txt").read_text())

@@ -20,5 +20,6 @@ table = generate_demo(
     fps=p.fps,
     seed=p.seed,
     n_heldout=p.n_heldout,
+    videos=p.videos,
 )
 log.info("wrote %d demo sessions to %s", len(table), out_dir)

@@ -1,4 +1,4 @@
-"""Rule run_summary: one table and a printed summary of the run."""
+"""Rule run_summary: the run's values as a table and JSON, and a short text for people."""
 
 import sys
 
@@ -11,7 +11,13 @@ import pandas as pd
 from kpms_flow.atomic import write_table, write_text
 from kpms_flow.model import read_training_attrs
 from kpms_flow.runtime import log_to
-from kpms_flow.summary import format_summary, run_summary
+from kpms_flow.summary import (
+    format_summary,
+    run_summary,
+    session_details,
+    summary_json,
+    variance_at,
+)
 
 log = log_to(snakemake.log[0])  # noqa: F821
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
@@ -29,17 +35,22 @@ for table in inp.kappa:
         f"{row['status']} in {row['rounds']} rounds, {row['probe_fits']} probe fits"
     )
 truth = {Path(f).stem: pd.read_csv(f)["state"].to_numpy() for f in inp.ground_truth}
+latent_dim = int(Path(inp.latent_dim).read_text())
+qa = pd.read_csv(inp.qa, sep="\t", keep_default_na=False)
 summary = run_summary(
     syllables,
     used,
     fps,
-    int(Path(inp.latent_dim).read_text()),
+    latent_dim,
     kappa,
-    pd.read_csv(inp.qa, sep="\t", keep_default_na=False),
+    qa,
     ground_truth=truth or None,
+    variance_explained=variance_at(pd.read_csv(inp.variance, sep="\t"), latent_dim),
 )
 summary.update(search)
+sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
-text = format_summary(summary)
+write_text(out.json, summary_json(summary, sessions))
+text = format_summary(summary, sessions)
 write_text(out.text, text)
 log.info("\n%s", text)

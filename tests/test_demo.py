@@ -17,7 +17,8 @@ N_SESSIONS, N_FRAMES = 3, 600
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "data"
-    demo.generate_demo(out, n_sessions=N_SESSIONS, n_frames=N_FRAMES, seed=0, n_heldout=1)
+    demo.generate_demo(out, n_sessions=N_SESSIONS, n_frames=N_FRAMES, seed=0, n_heldout=1,
+                       videos=True)
     return out
 
 
@@ -107,7 +108,8 @@ def test_sessions_table(demo_dir):
     assert table["group"].tolist() == ["A", "B", "A"]
     assert set(table["format"]) == {"deeplabcut"}
     assert set(table["fps"]) == {"30"}
-    assert set(table["animal"]) == {""} and set(table["video"]) == {""}
+    assert set(table["animal"]) == {""}
+    assert table["video"].tolist() == [str(demo_dir / "video" / f"{s}.mp4") for s in table["session"]]
     for path in table["path"]:
         assert path.startswith(str(demo_dir / "pose"))
         assert Path(path).is_file()
@@ -121,7 +123,27 @@ def test_relative_out_dir_paths(tmp_path, monkeypatch):
     assert Path(table["path"][1]).is_file()
 
 
+def test_videos_show_the_true_pose(demo_dir):
+    cv2 = pytest.importorskip("cv2")
+    model = demo.sample_true_model(0)
+    seeds = np.random.SeedSequence([0, 1]).spawn(N_SESSIONS)
+    clean = demo.simulate_session(model, np.random.default_rng(seeds[0]), N_FRAMES)["clean"]
+    video = cv2.VideoCapture(str(demo_dir / "video" / "demo_01.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == N_FRAMES
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+    for frame_index in (0, N_FRAMES // 2, N_FRAMES - 1):
+        video.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+        ok, frame = video.read()
+        assert ok and frame.shape == (500, 500, 3)
+        # Bright where the animal is (each keypoint's pixel), dark background elsewhere.
+        x, y = np.round(clean[frame_index]).astype(int).T
+        assert frame[y, x].max(axis=1).min() > 100
+        assert np.median(frame) < 50
+    video.release()
+
+
 def test_determinism(demo_dir, tmp_path):
+    # The fixture also drew videos: the keypoints do not depend on it.
     same = tmp_path / "same"
     other = tmp_path / "other"
     demo.generate_demo(same, n_sessions=N_SESSIONS, n_frames=N_FRAMES, seed=0, n_heldout=1)

@@ -34,6 +34,13 @@ EVERY_STAGE = {
     "apply_model": 1,
     "export_session": 5,
     "run_summary": 1,
+    "plot_progress": 2,
+    "plot_syllables": 1,
+    "plot_trajectories": 1,
+    "group_statistics": 1,
+    "plot_ground_truth": 1,
+    "grid_movies": 1,
+    "table_view": 5,
     "all": 1,
 }
 
@@ -103,7 +110,7 @@ def test_qa_summary_and_run_summary(demo_run):
         summary["median_duration_frames"] * 1000 / 30
     )
     assert 0 <= summary["nmi"] <= 1
-    assert "median_duration_ms" in (workdir / "results" / "summary.txt").read_text()
+    assert "median syllable duration" in (workdir / "results" / "summary.txt").read_text()
 
 
 def test_second_invocation_schedules_nothing(demo_run):

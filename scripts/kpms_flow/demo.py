@@ -23,6 +23,8 @@ Layout written by :func:`generate_demo`::
     out_dir/pose/demo_01DLC_resnet50_demoSep1shuffle1_1000.h5
     out_dir/ground_truth/demo_01.csv        frame,state
     out_dir/ground_truth/params.json        true AR-HMM parameters and generator settings
+    out_dir/video/demo_01.mp4               with ``videos=True``: the true (noise-free) pose
+                                            drawn in the 500 px arena, for grid movies
     out_dir/sessions.tsv                    session table for the workflow
 """
 
@@ -37,10 +39,20 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_table, write_text
+from .video import write_pose_video
 
 BODYPARTS = ["nose", "left_ear", "right_ear", "neck", "spine", "hips", "tailbase"]
 SCORER = "DLC_resnet50_demoSep1shuffle1_1000"
 SESSIONS_COLUMNS = ["session", "path", "format", "animal", "fps", "group", "train", "video"]
+# Bodypart pairs drawn as the body in the demo videos (config/demo.yaml's skeleton).
+SKELETON = [
+    ("nose", "neck"),
+    ("left_ear", "neck"),
+    ("right_ear", "neck"),
+    ("neck", "spine"),
+    ("spine", "hips"),
+    ("hips", "tailbase"),
+]
 
 # Egocentric mean shape in px, x pointing from tail to nose (~95 px nose to tail base,
 # i.e. a mouse filmed at ~1 px/mm in a 50 cm arena).
@@ -377,7 +389,7 @@ def _jsonable(obj):
 
 
 def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float = 30.0,
-                  seed: int = 0, n_heldout: int = 1) -> pd.DataFrame:
+                  seed: int = 0, n_heldout: int = 1, videos: bool = False) -> pd.DataFrame:
     """Write synthetic DeepLabCut sessions with known states, and their ground truth.
 
     Parameters
@@ -396,6 +408,10 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
         Seed of the true model and of all sessions.
     n_heldout : int
         The last ``n_heldout`` sessions get ``train = false``.
+    videos : bool
+        Also draw each session's true pose into ``out_dir/video/<session>.mp4`` (arena-sized
+        frames, the keypoints' pixel coordinates) and name it in the ``video`` column. The
+        drawing uses no randomness: the keypoints are the same with or without videos.
 
     Returns
     -------
@@ -427,6 +443,11 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
             df.to_hdf(tmp, key="df_with_missing", mode="w", format="table")
         truth = pd.DataFrame({"frame": np.arange(n_frames), "state": sim["states"]})
         write_table(out_dir / "ground_truth" / f"{name}.csv", truth)
+        video = ""
+        if videos:
+            video = str(out_dir / "video" / f"{name}.mp4")
+            write_pose_video(video, sim["clean"], _skeleton_indexes(),
+                             (int(model["arena_px"]),) * 2, fps)
         empirical.append(sim["states"])
         rows.append(
             {
@@ -437,7 +458,7 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
                 "fps": f"{fps:g}",
                 "group": "AB"[i % 2],
                 "train": "false" if i >= n_sessions - n_heldout else "true",
-                "video": "",
+                "video": video,
             }
         )
     table = pd.DataFrame(rows, columns=SESSIONS_COLUMNS)
@@ -469,6 +490,10 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
         out_dir / "ground_truth" / "params.json", json.dumps(_jsonable(params), indent=1) + "\n"
     )
     return table
+
+
+def _skeleton_indexes() -> list[tuple[int, int]]:
+    return [(BODYPARTS.index(a), BODYPARTS.index(b)) for a, b in SKELETON]
 
 
 def load_ground_truth(out_dir_or_csv_dir, session: str) -> np.ndarray:
@@ -513,10 +538,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--heldout", type=int, default=1,
                         help="last N sessions marked train=false (1)")
+    parser.add_argument("--videos", action="store_true",
+                        help="also draw each session's pose into video/<session>.mp4")
     args = parser.parse_args(argv)
     try:
         table = generate_demo(args.out, n_sessions=args.sessions, n_frames=args.frames,
-                              fps=args.fps, seed=args.seed, n_heldout=args.heldout)
+                              fps=args.fps, seed=args.seed, n_heldout=args.heldout,
+                              videos=args.videos)
     except ValueError as err:
         parser.error(str(err))
     print(f"wrote {len(table)} sessions to {args.out} (sessions.tsv, pose/, ground_truth/)")

@@ -18,6 +18,7 @@ def run_summary(
     qa: pd.DataFrame,
     ground_truth: dict[str, np.ndarray] | None = None,
     min_frequency: float = 0.005,
+    variance_explained: float | None = None,
 ) -> dict:
     """Median bout duration, syllables used, and NMI against ground truth where known.
 
@@ -36,6 +37,7 @@ def run_summary(
         "frames": int(pooled.size),
         "fps": fps,
         "latent_dim": int(latent_dim),
+        "variance_explained": variance_explained,
         "kappa_arhmm": kappa.get("arhmm"),
         "kappa_full_model": kappa.get("full_model"),
         "median_duration_frames": median_frames,
@@ -58,10 +60,92 @@ def run_summary(
     return summary
 
 
-def format_summary(summary: dict) -> str:
+def session_details(qa: pd.DataFrame, training_sessions: list[str]) -> list[dict]:
+    """Each session's role in the run: trained, applied, and why it did not train."""
+    details = []
+    for row in qa.to_dict("records"):
+        used = row["session"] in training_sessions
+        details.append(
+            {
+                "session": row["session"],
+                "frames": int(row["frames"]),
+                "used_for_training": used,
+                "syllables_from": "fit" if used else "apply_model",
+                "exclusion_reason": "" if used else str(row.get("exclusion_reason") or ""),
+            }
+        )
+    return details
+
+
+def summary_json(summary: dict, sessions: list[dict]) -> str:
+    """The summary and per-session details as JSON (unknown values as null, not NaN)."""
+    import json
+
+    def clean(value):
+        if isinstance(value, (float, np.floating)):
+            return None if not np.isfinite(value) else float(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    document = {key: clean(value) for key, value in summary.items()}
+    document["sessions"] = [{k: clean(v) for k, v in row.items()} for row in sessions]
+    return json.dumps(document, indent=1) + "\n"
+
+
+def variance_at(variance: pd.DataFrame, latent_dim: int) -> float:
+    """Cumulative variance explained by the first ``latent_dim`` components."""
+    return float(variance.loc[variance["component"] == latent_dim, "cumulative"].iloc[0])
+
+
+def _number(value, digits=3) -> str:
+    return "unknown" if value is None or value != value else f"{value:.{digits}g}"
+
+
+def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
+    """A short summary for people: what trained, what kappa, what syllables came out."""
     lines = ["kpms-flow run summary"]
-    for key, value in summary.items():
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        lines.append(f"  {key:<28} {value}")
+    text = (
+        f"  sessions: {summary['training_sessions']} trained, "
+        f"{summary['applied_sessions']} applied with the frozen model"
+    )
+    if summary["excluded_sessions"]:
+        text += f" ({summary['excluded_sessions']} excluded by QA)"
+    lines.append(text)
+    for session in sessions or []:
+        if not session["used_for_training"]:
+            lines.append(f"    {session['session']}: not trained ({session['exclusion_reason']})")
+    variance = summary.get("variance_explained")
+    lines.append(
+        f"  latent_dim: {summary['latent_dim']}"
+        + ("" if variance is None else f" ({100 * variance:.1f} % of pose variance)")
+    )
+    for stage, name in [("arhmm", "AR-HMM"), ("full_model", "full model")]:
+        line = f"  kappa {name}: {_number(summary.get(f'kappa_{stage}'))}"
+        if summary.get(f"search_{stage}"):
+            line += f" (search {summary[f'search_{stage}']})"
+        lines.append(line)
+    ms = summary.get("median_duration_ms")
+    lines.append(
+        f"  median syllable duration: {summary['median_duration_frames']:g} frames"
+        + (f" = {ms:.0f} ms at {summary['fps']:g} fps" if ms is not None else " (fps unknown)")
+    )
+    frequent = [k for k in summary if k.startswith("syllables_over_")]
+    lines.append(
+        f"  syllables: {summary['syllables_used']} used"
+        + "".join(
+            f", {summary[k]} in over {100 * float(k.rsplit('_', 1)[1]):g} % of frames"
+            for k in frequent
+        )
+    )
+    if "nmi" in summary:
+        line = (
+            f"  NMI with the true states: {summary['nmi']:.2f} "
+            f"(chance {summary['nmi_shuffled']:.2f})"
+        )
+        if "nmi_applied_sessions" in summary:
+            line += f"; applied sessions alone {summary['nmi_applied_sessions']:.2f}"
+        lines.append(line)
+    lines.append("  all values: results/summary.tsv, results/summary.json")
+    lines.append("  figures and tables: snakemake --report report.html")
     return "\n".join(lines) + "\n"

@@ -130,7 +130,34 @@ def final_outputs():
         *search_plots(),
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
+        *report_outputs(),  # workflow/rules/report.smk
     ]
+
+
+def report_outputs():
+    """The report's figures and tables, beyond those of the QA, PCA and search rules
+    (TABLE_VIEWS, GRID and GRID_VIDEOS come from workflow/rules/report.smk)."""
+    outputs = [
+        "results/summary.json",
+        *expand("results/fits/{stage}/progress.png", stage=STAGES),
+        "results/figures/syllable_frequencies.png",
+        "results/figures/syllable_durations.png",
+        "results/figures/trajectories",
+        "results/figures/similarity_dendrogram.png",
+        "results/figures/transition_matrices.png",
+        "results/groups/frequency.png",
+        "results/groups/duration.png",
+        *[
+            f"results/report/{table}.html"
+            for table in TABLE_VIEWS
+            if SEARCH["enabled"] or not table.startswith("search/")
+        ],
+    ]
+    if config["ground_truth_dir"] and ground_truth_files(None):
+        outputs.append("results/figures/ground_truth_confusion.png")
+    if GRID["enabled"] and GRID_VIDEOS:
+        outputs.append("results/grid_movies.html")
+    return outputs
 
 
 DEMO = {

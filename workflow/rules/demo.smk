@@ -1,5 +1,6 @@
 # The embedded demo: synthetic sessions with known states, written as DeepLabCut .h5.
-# Only runs when the sessions table points at demo/data (config/demo.yaml).
+# Only runs when the sessions table points at demo/data (config/demo.yaml). The videos
+# are the true poses drawn in the arena, so that grid movies have footage to cut.
 
 
 rule demo_data:
@@ -9,11 +10,13 @@ rule demo_data:
             name=DEMO["names"],
         ),
         truth=expand("demo/data/ground_truth/{name}.csv", name=DEMO["names"]),
+        video=expand("demo/data/video/{name}.mp4", name=DEMO["names"]),
     log:
         "results/logs/demo_data.log",
     conda:
         "../../envs/kpms-flow.yaml"
     params:
         **{k: v for k, v in DEMO.items() if k != "names"},
+        videos=True,  # drawn from the true poses: the grid-movie path is tested
     script:
         "../../scripts/demo_data.py"

@@ -1,4 +1,5 @@
-# Run summary over all sessions: durations, syllables, NMI against ground truth if known.
+# Run summary over all sessions: durations, syllables, NMI against ground truth if known;
+# a table, JSON with per-session details, and a short text printed at the end of a run.
 
 
 rule run_summary:
@@ -7,11 +8,13 @@ rule run_summary:
         training="results/model/training_sessions.tsv",
         data="results/model/data.h5",
         latent_dim="results/pca/latent_dim.txt",
+        variance="results/pca/variance.tsv",
         qa="results/qa/summary.tsv",
         ground_truth=ground_truth_files,
         kappa=kappa_tables(),
     output:
         table="results/summary.tsv",
+        json="results/summary.json",
         text="results/summary.txt",
     log:
         "results/logs/run_summary.log",
