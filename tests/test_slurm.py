@@ -1,0 +1,159 @@
+"""The slurm profile on a real SLURM cluster: slurmctld, slurmd, slurmdbd and MariaDB on this
+machine (tests/slurm/cluster.sh), partitions `cpu` and `gpu` with one fake GPU.
+
+The demo runs through ``--profile profiles/slurm`` unchanged; sacct then says where every job
+ran. Needs root and Debian's packages (installed on first use); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE, write_demo_config
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+PROFILE = ROOT / "profiles" / "slurm"
+
+pytestmark = pytest.mark.slurm
+
+
+def gpu_rules_in_workflow() -> set[str]:
+    """Rules that declare the gpu resource (JAX rules), and rules inheriting one."""
+    rules, current = set(), None
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    for line in text.splitlines():
+        if match := re.match(r"(?:rule|checkpoint) (\w+):", line):
+            current = match.group(1)
+        elif re.match(r"\s+gpu=1,", line) and current:
+            rules.add(current)
+    for parent, child in re.findall(r"use rule (\w+) as (\w+)", text):
+        if parent in rules:
+            rules.add(child)
+    return rules
+
+
+def test_profile_routes_every_jax_rule_and_only_those_to_the_gpu_partition():
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    gpu_partition = {
+        rule
+        for rule, settings in profile["set-resources"].items()
+        if settings.get("slurm_partition") == "gpu"
+    }
+    jax_rules = gpu_rules_in_workflow()
+    assert {"probe_kappa", "fit_arhmm", "fit_full_model", "apply_model"} <= jax_rules
+    assert gpu_partition == jax_rules
+    assert profile["default-resources"]["slurm_partition"] == "cpu"
+    assert profile["executor"] == "slurm" and profile["retries"] >= 1
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test cluster needs root (apt-get, daemons)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("no slurm-wlm and no apt-get to install it")
+    subprocess.run([str(CLUSTER), "install"], check=True, timeout=900)
+    state = tmp_path_factory.mktemp("slurm")
+    try:
+        subprocess.run(
+            [str(CLUSTER), "start", str(state)], check=True, timeout=300, capture_output=True
+        )
+        yield dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
+    finally:
+        # Only the daemons this fixture started, by their pid files.
+        subprocess.run([str(CLUSTER), "stop", str(state)], timeout=120)
+
+
+def sacct_rows(env) -> list[dict]:
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-a", "-o", "JobID,Partition,AllocTRES,State,Comment"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    keys = ["job", "partition", "tres", "state", "comment"]
+    return [dict(zip(keys, line.split("|", 4))) for line in out.splitlines() if line]
+
+
+def rule_of(comment: str) -> str:
+    """The plugin's --comment: rule_<rule>[_wildcards_...], or group_<group>... for groups."""
+    name = re.sub(r"_wildcards_.*$", "", comment)
+    return name.removeprefix("rule_")
+
+
+def output_tree(workdir: Path) -> set[str]:
+    return {
+        str(p.relative_to(workdir))
+        for p in (workdir / "results").rglob("*")
+        if p.is_file() and not p.match("*/benchmarks/*")
+    }
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm_run")
+    config = write_demo_config(workdir)
+    cmd = [
+        "timeout", "-k", "30", "1500",  # the plugin can hang past SIGTERM (notes)
+        SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+        "--profile", str(PROFILE), "--configfile", str(config),
+        "--cores", "2",  # the per-submission limit: this node has 2 CPUs
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs",
+    ]
+    env = dict(slurm_cluster, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    return workdir, sacct_rows(slurm_cluster)
+
+
+def test_every_fitting_job_ran_in_the_gpu_partition_with_a_gpu(slurm_run):
+    _, rows = slurm_run
+    assert rows and all(row["state"] == "COMPLETED" for row in rows), rows
+    jax_rules = gpu_rules_in_workflow()
+    by_rule: dict[str, list[dict]] = {}
+    for row in rows:
+        by_rule.setdefault(rule_of(row["comment"]), []).append(row)
+    print("\n".join(f"{r['job']:>4} {rule_of(r['comment']):<40} {r['partition']:<4} {r['tres']}" for r in rows))
+    ran_on_gpu = {rule for rule in by_rule if rule in jax_rules}
+    # The demo: both searches' probes, both final fits, extraction, one held-out session.
+    assert ran_on_gpu == {"probe_kappa", "fit_arhmm", "fit_full_model", "extract_results", "apply_model"}
+    assert len(by_rule["probe_kappa"]) >= 4
+    for rule, jobs in by_rule.items():
+        for job in jobs:
+            if rule in jax_rules:
+                assert job["partition"] == "gpu" and "gres/gpu=1" in job["tres"], (rule, job)
+            else:
+                assert job["partition"] == "cpu" and "gres/gpu" not in job["tres"], (rule, job)
+
+
+def test_per_session_jobs_are_bundled_into_one_submission(slurm_run):
+    _, rows = slurm_run
+    bundles = [r for r in rows if "sessions" in r["comment"] and "load_keypoints" in r["comment"]]
+    # Five demo sessions' load_keypoints + outlier_qa: one sbatch, not ten.
+    assert len(bundles) == 1, [r["comment"] for r in rows]
+    assert not any(rule_of(r["comment"]) in ("load_keypoints", "outlier_qa") for r in rows)
+
+
+def test_gpu_jobs_saw_their_gpu_and_logged_the_memory_plan(slurm_run):
+    workdir, _ = slurm_run
+    probe_logs = sorted((workdir / "results" / "logs" / "probe_kappa").rglob("*.log"))
+    assert probe_logs
+    for log in probe_logs + [workdir / "results" / "logs" / "fit_full_model.log"]:
+        text = log.read_text()
+        # The fake GPU reached the job step: SLURM set CUDA_VISIBLE_DEVICES; JAX (CPU build
+        # here) says it cannot use it, as it would on a misconfigured GPU node.
+        assert "was given GPU(s) (CUDA_VISIBLE_DEVICES=0) but JAX runs on the CPU" in text, log
+        assert "GPU memory plan:" in text, log
+
+
+def test_outputs_match_a_local_run(slurm_run, demo_reference):
+    workdir, _ = slurm_run
+    assert output_tree(workdir) == output_tree(demo_reference)
+    summary = (workdir / "results" / "summary.tsv").read_text().splitlines()[0]
+    assert summary == (demo_reference / "results" / "summary.tsv").read_text().splitlines()[0]
