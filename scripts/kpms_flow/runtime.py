@@ -56,6 +56,12 @@ def configure_jax(threads: int = 1) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Two fits on one GPU must not each grab 75 % of its memory.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    # XLA:CPU logs an ERROR line per cache entry it loads ("Target machine feature
+    # +prefer-no-gather is not supported", tuning flags, not instructions; jax-ml/jax#38445):
+    # hundreds of lines a job. Real failures still raise Python exceptions.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # keypoint-moseq's progress bars: one update per 10 s keeps the logs short.
+    os.environ.setdefault("TQDM_MININTERVAL", "10")
 
     import keypoint_moseq  # noqa: F401  (turns on jax_enable_x64 before jax_moseq runs)
     import jax
@@ -70,3 +76,21 @@ def configure_jax(threads: int = 1) -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).resolve()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    report_devices(logging.getLogger("kpms_flow"))
+
+
+def report_devices(log) -> None:
+    """Log where JAX runs; warn when the scheduler gave this job a GPU that JAX cannot use
+    (a CPU-only jaxlib on a GPU node would fit on the CPU, many times slower)."""
+    import jax
+
+    devices = jax.devices()
+    log.info("JAX devices: %s", ", ".join(f"{d.platform}:{d.id}" for d in devices))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if visible and visible != "-1" and devices[0].platform == "cpu":
+        log.warning(
+            "this job was given GPU(s) (CUDA_VISIBLE_DEVICES=%s) but JAX runs on the CPU: "
+            "install envs/requirements-cuda.lock.txt on the GPU nodes (README: Running on a "
+            "cluster)",
+            visible,
+        )
