@@ -30,7 +30,15 @@ TRUTH = "demo/data/ground_truth/{name}.csv"
 SESSIONS_TSV = "config/demo_sessions.tsv"
 HELD_OUT = "demo_05"  # the demo's train: false session
 NEW = "demo_06"  # appended, train: false, a copy of the held-out session's pose file
-SUMMARIES = {"qa_summary": 1, "run_summary": 1, "all": 1}
+# Cheap summaries over all sessions: tables, group statistics, the ground-truth comparison.
+SUMMARIES = {
+    "qa_summary": 1,
+    "run_summary": 1,
+    "group_statistics": 1,
+    "plot_ground_truth": 1,
+    "table_view": 3,
+    "all": 1,
+}
 NEW_SESSION_JOBS = {"load_keypoints": 1, "outlier_qa": 1, "apply_model": 1, "export_session": 1}
 REFIT = ["format_data", "fit_pca", "fit_arhmm", "fit_full_model", "reindex_syllables"]
 
@@ -211,7 +219,17 @@ def test_plot_option_reruns_only_plots(added_session):
     plots["dpi"] = int(plots.get("dpi", 100)) + 50
     jobs, reasons = dry_run(workdir, variant(workdir, "plots", plots=plots))
     # the PCA plots and the kappa-search plots, nothing else
-    assert set(jobs) <= {"plot_pca", "plot_kappa_search", "all"} and "plot_pca" in jobs, jobs
+    plot_rules = {
+        "plot_pca",
+        "plot_kappa_search",
+        "plot_progress",
+        "plot_syllables",
+        "plot_trajectories",
+        "group_statistics",
+        "plot_ground_truth",
+        "all",
+    }
+    assert set(jobs) <= plot_rules and "plot_pca" in jobs, jobs
     assert any("Params have changed" in r for r in reasons["plot_pca"])
 
 
