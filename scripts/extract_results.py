@@ -8,9 +8,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax, log_to
+from kpms_flow.runtime import configure_jax
+from kpms_flow.watchdog import supervise
 
-log = log_to(snakemake.log[0])  # noqa: F821
+# The work runs in a child process, restarted by a watchdog when it stops making progress
+# (settings read from the config, not params: changing them must not rerun the job).
+log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="extract_results")  # noqa: F821
 configure_jax(snakemake.threads)  # noqa: F821
 
 import tempfile

@@ -4,9 +4,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax, log_to
+from kpms_flow.runtime import configure_jax
+from kpms_flow.watchdog import supervise
 
-log = log_to(snakemake.log[0])  # noqa: F821
+# The work runs in a child process, restarted by a watchdog when it stops making progress
+# (settings read from the config, not params: changing them must not rerun the job).
+log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="fit_arhmm")  # noqa: F821
 configure_jax(snakemake.threads)  # noqa: F821
 
 from pathlib import Path
@@ -15,7 +18,14 @@ import joblib
 import pandas as pd
 
 from kpms_flow.config import kpms_config
-from kpms_flow.model import FitSpec, fingerprint, init_arhmm, load_training_data, run_fit
+from kpms_flow.model import (
+    FitSpec,
+    fingerprint,
+    init_arhmm,
+    load_training_data,
+    nan_retry_settings,
+    run_fit,
+)
 
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
@@ -28,6 +38,7 @@ spec = FitSpec(
     fingerprint=fingerprint(*inp, dict(p.items())),
     save_every_n_iters=p.save_every_n_iters,
     fps=fps,
+    **nan_retry_settings(snakemake.config),  # noqa: F821
 )
 if "chosen" in inp.keys():
     chosen = pd.read_csv(inp.chosen, sep="\t").iloc[0]

@@ -5,9 +5,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax, log_to
+from kpms_flow.runtime import configure_jax
+from kpms_flow.watchdog import supervise
 
-log = log_to(snakemake.log[0])  # noqa: F821
+# The work runs in a child process, restarted by a watchdog when it stops making progress
+# (settings read from the config, not params: changing them must not rerun the job).
+log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="fit_full_model")  # noqa: F821
 configure_jax(snakemake.threads)  # noqa: F821
 
 from pathlib import Path
@@ -19,6 +22,7 @@ from kpms_flow.model import (
     continue_with_kappa,
     fingerprint,
     load_training_data,
+    nan_retry_settings,
     run_fit,
     saved_iterations,
 )
@@ -44,6 +48,7 @@ spec = FitSpec(
     save_every_n_iters=p.save_every_n_iters,
     jitter=p.jitter,
     fps=fps,
+    **nan_retry_settings(snakemake.config),  # noqa: F821
     start_from=start_from,
 )
 if start_from is not None:

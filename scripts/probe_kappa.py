@@ -4,9 +4,12 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax, log_to
+from kpms_flow.runtime import configure_jax
+from kpms_flow.watchdog import supervise
 
-log = log_to(snakemake.log[0])  # noqa: F821
+# The work runs in a child process, restarted by a watchdog when it stops making progress
+# (settings read from the config, not params: changing them must not rerun the job).
+log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="probe_kappa")  # noqa: F821
 configure_jax(snakemake.threads)  # noqa: F821
 
 from pathlib import Path
@@ -23,6 +26,7 @@ from kpms_flow.model import (
     fingerprint,
     init_arhmm,
     load_training_data,
+    nan_retry_settings,
     run_fit,
     saved_iterations,
 )
@@ -51,6 +55,7 @@ spec = FitSpec(
     save_every_n_iters=p.save_every_n_iters,
     jitter=p.jitter,
     fps=fps,
+    **nan_retry_settings(snakemake.config),  # noqa: F821
 )
 log.info("%s probe round %s #%s: kappa %.4g, %d iterations", w.stage, w.round, w.probe, kappa, p.num_iters)
 model = run_fit(spec, data, metadata, start)

@@ -8,6 +8,7 @@ iteration and the finished checkpoint is moved onto the output in one rename.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -179,6 +180,124 @@ class FitSpec:
     # default (True on GPU, False on CPU); mixed_map_iters splits each sweep's batch.
     parallel_message_passing: bool | None = None
     mixed_map_iters: int = 1
+    # NaNs stop a keypoint-moseq fit with a warning only: continue from the last saved
+    # iteration with jitter x jitter_factor, at most nan_retries times (config 'nan_retry').
+    nan_retries: int = 0
+    jitter_factor: float = 10.0
+
+
+def nan_retry_settings(config) -> dict:
+    """FitSpec's NaN-retry fields from the config's ``nan_retry`` section."""
+    section = config.get("nan_retry") or {}
+    return {
+        "nan_retries": int(section.get("max_retries", 0)),
+        "jitter_factor": float(section.get("jitter_factor", 10.0)),
+    }
+
+
+class NumericalError(RuntimeError):
+    """A fit stopped on NaNs, also after the configured retries with larger jitter."""
+
+
+# Files of a fit's work folder besides keypoint-moseq's checkpoint.h5 (written atomically):
+# the snapshots whose save finished, and the NaN retries made so far.
+_SAVED = "saved_iterations.json"
+_RETRIES = "nan_retries.json"
+
+
+@contextlib.contextmanager
+def _recorded_saves(work: Path):
+    """Record each snapshot keypoint-moseq saves into ``work/checkpoint.h5`` once written.
+
+    fit_model appends snapshots to the HDF5 file in place; a kill during that write must not
+    leave a snapshot that a rerun trusts. Only snapshots listed in ``saved_iterations.json``
+    (written after each save returned) are resumed from. The progress figure is saved
+    atomically too.
+    """
+    from keypoint_moseq import fitting
+
+    checkpoint = str(work / "checkpoint.h5")
+    save_hdf5, plot_progress = fitting.save_hdf5, fitting.plot_progress
+
+    def recording_save(filepath, save_dict, datapath=None, *args, **kwargs):
+        save_hdf5(filepath, save_dict, datapath, *args, **kwargs)
+        if os.path.abspath(filepath) != os.path.abspath(checkpoint):
+            return
+        if datapath is None:
+            new = [int(k) for k in save_dict.get("model_snapshots", {})]
+        elif datapath.startswith("model_snapshots/"):
+            new = [int(datapath.split("/")[1])]
+        else:
+            new = []
+        _record_saved(work, new)
+
+    def atomic_progress_plot(*args, savefig=True, **kwargs):
+        import matplotlib.pyplot as plt
+
+        fig, axs = plot_progress(*args, savefig=False, **kwargs)
+        if savefig:
+            save_figure(work / "fitting_progress.pdf", fig)
+        else:
+            plt.close(fig)
+        return fig, axs
+
+    fitting.save_hdf5, fitting.plot_progress = recording_save, atomic_progress_plot
+    try:
+        yield
+    finally:
+        fitting.save_hdf5, fitting.plot_progress = save_hdf5, plot_progress
+
+
+def _record_saved(work: Path, iterations) -> None:
+    write_text(work / _SAVED, json.dumps(sorted(set(recorded_iterations(work)) | set(iterations))))
+
+
+def recorded_iterations(work) -> list[int]:
+    """Snapshots of a work folder's checkpoint whose save finished."""
+    try:
+        return sorted(int(i) for i in json.loads((Path(work) / _SAVED).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+def trusted_iterations(work) -> list[int]:
+    """Snapshots a resumed fit may start from: saved completely and present in the file."""
+    work = Path(work)
+    checkpoint = work / "checkpoint.h5"
+    if not checkpoint.exists():
+        return []
+    present = set(saved_iterations(checkpoint))
+    return [i for i in recorded_iterations(work) if i in present]
+
+
+def _drop_snapshots(checkpoint: Path, keep) -> None:
+    """Delete snapshots not in ``keep`` (half-written ones), so keypoint-moseq can save them."""
+    import h5py
+
+    drop = [i for i in saved_iterations(checkpoint) if i not in keep]
+    if not drop:
+        return
+    log.warning("dropping snapshots %s of %s: their saves never finished", drop, checkpoint)
+    with h5py.File(checkpoint, "a") as f:
+        for iteration in drop:
+            del f["model_snapshots"][str(iteration)]
+
+
+def _resume_point(checkpoint: Path, trusted: list[int]):
+    """The model at the last snapshot that loads, and the iteration to continue at."""
+    import keypoint_moseq as kpms
+
+    for i, iteration in reversed(list(enumerate(trusted))):
+        try:
+            model, _, _, last = kpms.load_checkpoint(path=str(checkpoint), iteration=iteration)
+        except Exception as error:  # noqa: BLE001 - any unreadable snapshot is skipped
+            log.warning("snapshot %d of %s cannot be read (%s); trying the one before", iteration, checkpoint, error)
+            continue
+        # The first snapshot is the state before its sweep (fit_model saves the starting
+        # model); later ones are states after theirs, so resume at the next iteration.
+        start_iter = int(last) if i == 0 else int(last) + 1
+        return model, start_iter, trusted[: i + 1]
+    return None, None, []
 
 
 def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
@@ -186,10 +305,16 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
 
     ``make_initial_model()`` returns ``(model, start_iter)`` for a fresh start. Resuming
     starts at the saved iteration + 1: starting at the saved iteration, as the
-    keypoint-moseq docs show, replays one sweep (keypoint-moseq-facts.md).
+    keypoint-moseq docs show, replays one sweep (keypoint-moseq-facts.md). A fit that
+    stops on NaNs continues from its last saved iteration with a larger jitter
+    (``spec.nan_retries`` times, then :class:`NumericalError`); the jitter in use is kept
+    in the work folder, so a killed retry resumes with it.
     """
     import keypoint_moseq as kpms
 
+    from .watchdog import beat, install_heartbeat
+
+    install_heartbeat()
     if spec.mixed_map_iters > 1:
         # Must be set before anything is compiled (keypoint-moseq FAQ).
         from jax_moseq.utils import set_mixed_map_iters
@@ -201,64 +326,86 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
     if work.exists() and (not stamp.exists() or stamp.read_text() != spec.fingerprint):
         log.info("discarding %s: it belongs to other inputs or settings", work)
         shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_text(stamp, spec.fingerprint)
+    trusted = trusted_iterations(work)
+    if checkpoint.exists() and not trusted:
+        log.warning("discarding %s: no snapshot in it was saved completely (killed during a write?)", checkpoint)
+        checkpoint.unlink()
     if spec.start_from is not None and not checkpoint.exists():
         # Continue a copy: the probe's own checkpoint stays as it was fitted.
-        work.mkdir(parents=True, exist_ok=True)
-        write_text(stamp, spec.fingerprint)
         with atomic_path(checkpoint) as tmp:
             shutil.copyfile(spec.start_from, tmp)
-    done = saved_iterations(checkpoint) if checkpoint.exists() else []
-    if checkpoint.exists() and not done:
-        log.warning("discarding unreadable checkpoint %s (killed during a write?)", checkpoint)
-        checkpoint.unlink()
+        _record_saved(work, saved_iterations(checkpoint))
+        trusted = trusted_iterations(work)
 
-    if done:
-        model, _, _, last = kpms.load_checkpoint(path=str(checkpoint), iteration=done[-1])
-        # The first snapshot is the state before its sweep (fit_model saves the starting
-        # model); later ones are states after theirs, so resume at the next iteration.
-        start_iter = int(last) if len(done) == 1 else int(last) + 1
-        log.info("resuming %s at iteration %d (saved: %s)", checkpoint, start_iter, done)
+    retries = json.loads((work / _RETRIES).read_text()) if (work / _RETRIES).exists() else []
+    jitter = retries[-1]["jitter"] if retries else spec.jitter
+    model, start_iter, trusted = _resume_point(checkpoint, trusted) if trusted else (None, None, [])
+    if model is not None:
+        _drop_snapshots(checkpoint, trusted)
+        log.info("resuming %s at iteration %d (saved: %s)", checkpoint, start_iter, trusted)
     else:
-        work.mkdir(parents=True, exist_ok=True)
-        write_text(stamp, spec.fingerprint)
+        if checkpoint.exists():
+            checkpoint.unlink()
+        (work / _SAVED).unlink(missing_ok=True)
         model, start_iter = make_initial_model()
         log.info("starting %s at iteration %d", checkpoint, start_iter)
+    beat()
 
-    if start_iter <= spec.num_iters:
-        seed_before = np.asarray(model["seed"]).copy()
-        model, _ = kpms.fit_model(
-            model,
-            data,
-            metadata,
-            project_dir=str(work.parent),
-            model_name=work.name,
-            num_iters=spec.num_iters,
-            start_iter=start_iter,
-            ar_only=spec.ar_only,
-            jitter=spec.jitter,
-            save_every_n_iters=spec.save_every_n_iters,
-            generate_progress_plots=True,
-            fps=spec.fps,
-            parallel_message_passing=spec.parallel_message_passing,
-        )
-    last_saved = saved_iterations(checkpoint)[-1]
-    if (
-        last_saved < spec.num_iters
-        and start_iter == spec.num_iters
-        and not np.array_equal(np.asarray(model["seed"]), seed_before)
-    ):
-        # keypoint-moseq never saves the sweep at start_iter: with one sweep left (a probe
-        # continued by one iteration), save it here. The key advances each sweep, so an
-        # unchanged key means the sweep stopped on NaNs and nothing is saved.
-        from keypoint_moseq.io import save_hdf5
+    with _recorded_saves(work):
+        while True:
+            if start_iter <= spec.num_iters:
+                seed_before = np.asarray(model["seed"]).copy()
+                model, _ = kpms.fit_model(
+                    model,
+                    data,
+                    metadata,
+                    project_dir=str(work.parent),
+                    model_name=work.name,
+                    num_iters=spec.num_iters,
+                    start_iter=start_iter,
+                    ar_only=spec.ar_only,
+                    jitter=jitter,
+                    save_every_n_iters=spec.save_every_n_iters,
+                    generate_progress_plots=True,
+                    fps=spec.fps,
+                    parallel_message_passing=spec.parallel_message_passing,
+                )
+                last_saved = trusted_iterations(work)[-1]
+                if (
+                    last_saved < spec.num_iters
+                    and start_iter == spec.num_iters
+                    and not np.array_equal(np.asarray(model["seed"]), seed_before)
+                ):
+                    # keypoint-moseq never saves the sweep at start_iter: with one sweep
+                    # left (a probe continued by one iteration), save it here. The key
+                    # advances each sweep, so an unchanged key means the sweep stopped on
+                    # NaNs and nothing is saved.
+                    from keypoint_moseq import fitting
 
-        save_hdf5(str(checkpoint), model, f"model_snapshots/{spec.num_iters}", exist_ok=True)
-        last_saved = spec.num_iters
-    if last_saved != spec.num_iters:
-        raise RuntimeError(
-            f"fit in {work} stopped at iteration {last_saved} of {spec.num_iters}: "
-            "keypoint-moseq stops on NaNs with only a warning (see the log above)"
-        )
+                    fitting.save_hdf5(
+                        str(checkpoint), model, f"model_snapshots/{spec.num_iters}", exist_ok=True
+                    )
+            last_saved = trusted_iterations(work)[-1]
+            if last_saved == spec.num_iters:
+                break
+            # keypoint-moseq stopped on NaNs (a warning above in the log, no exception).
+            if spec.ar_only or len(retries) >= spec.nan_retries:
+                raise NumericalError(_nan_message(spec, work, last_saved, retries))
+            jitter = float(jitter) * spec.jitter_factor
+            retries.append({"from_iteration": last_saved, "jitter": jitter})
+            write_text(work / _RETRIES, json.dumps(retries))
+            model, start_iter, trusted = _resume_point(checkpoint, trusted_iterations(work))
+            _drop_snapshots(checkpoint, trusted)
+            log.warning(
+                "NaNs after iteration %d: retry %d of %d from iteration %d with jitter %g",
+                last_saved,
+                len(retries),
+                spec.nan_retries,
+                start_iter,
+                jitter,
+            )
     os.replace(checkpoint, spec.output)
     plots = work / "plots"
     if plots.exists():
@@ -267,6 +414,24 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
         os.replace(plots, target)
     shutil.rmtree(work)
     return model
+
+
+def _nan_message(spec: FitSpec, work: Path, last_saved: int, retries) -> str:
+    tried = ", ".join(f"{r['jitter']:g}" for r in retries)
+    if spec.ar_only:
+        advice = "jitter does not enter AR-HMM sweeps, so it was not retried"
+    else:
+        advice = (
+            f"retried {len(retries)} time(s) with jitter {tried} (config key 'nan_retry')"
+            if retries
+            else "no retries configured (config key 'nan_retry.max_retries')"
+        )
+    return (
+        f"fit in {work} stopped on NaNs after iteration {last_saved} of {spec.num_iters} "
+        f"(keypoint-moseq stops with only a warning, see the log above); {advice}. Check the "
+        "QA plots for bad keypoints, and the hyperparameters (ar_hypparams, obs_hypparams, "
+        "cen_hypparams); see docs/troubleshooting.md"
+    )
 
 
 def init_arhmm(data, pca, kcfg, kappa: float, seed: int, fps: float | None):
@@ -331,6 +496,9 @@ def apply_to_session(final_checkpoint, kp, kcfg, num_iters: int, results_path) -
     """
     import keypoint_moseq as kpms
 
+    from .watchdog import install_heartbeat
+
+    install_heartbeat()
     model, _, _, _ = kpms.load_checkpoint(path=str(final_checkpoint))
     # The frozen model's own hyperparameters (latent_dim, kappa...) rule, not the config's.
     kcfg = dict(kcfg, **model["hypparams"])

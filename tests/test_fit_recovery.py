@@ -1,0 +1,310 @@
+"""Fits that are killed, hang, or produce NaNs (issue 7), with real processes and real
+keypoint-moseq.
+
+* SIGKILL of the whole Snakemake process group during the final full-model fit: the next
+  run resumes from the last saved iteration and ends with the uninterrupted fit's labels;
+* a fit that stops making progress (frozen with SIGSTOP, as a hung XLA looks from outside):
+  the watchdog kills it, says so, restarts it, and it resumes to the same labels;
+* a kill while keypoint-moseq writes a snapshot into its checkpoint: the half-written
+  snapshot is never resumed from;
+* NaNs (real ones, from absurd hyperparameters): retried with a larger jitter, logged, then
+  a clear failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import ROOT, SNAKEMAKE, copy_run, snakemake
+
+WORK = "results/fits/full_model/work"
+LOG = "results/logs/fit_full_model.log"
+TARGET = "results/fits/full_model/checkpoint.h5"
+FULL_MODEL_ITERS = 24  # sweeps after the AR-HMM: long enough to interrupt in the middle
+
+
+def longer_fit(reference: Path, workdir: Path, **config_changes) -> Path:
+    """A copy of the demo run whose final full-model fit is longer (only that job reruns)."""
+    copy_run(reference, workdir)
+    path = workdir / "config" / "test.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["full_model"] = dict(config["full_model"], num_iters=FULL_MODEL_ITERS)
+    config.update(config_changes)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start(workdir: Path, config: Path) -> subprocess.Popen:
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           "--resources", "gpu=2", "--configfile", str(config), "--", TARGET]
+    env = dict(os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def recorded(workdir: Path) -> list[int]:
+    from kpms_flow.model import recorded_iterations
+
+    return recorded_iterations(workdir / WORK)
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 600, what: str = ""):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before {what}:\n{proc.stdout.read()[-5000:]}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def final_labels(workdir: Path) -> tuple[int, np.ndarray]:
+    with h5py.File(workdir / TARGET) as f:
+        last = max(int(k) for k in f["model_snapshots"])
+        return last, f[f"model_snapshots/{last}/states/z"][()]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_reference, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    config = longer_fit(demo_reference, workdir)
+    snakemake(workdir, "--resources", "gpu=2", "--", TARGET, config=config)
+    return final_labels(workdir)
+
+
+def resumed_at(log: str) -> list[int]:
+    return [int(i) for i in re.findall(rf"resuming {WORK}/checkpoint\.h5 at iteration (\d+)", log)]
+
+
+@pytest.mark.workflow
+def test_hung_then_killed_fit_resumes_and_ends_as_if_uninterrupted(demo_reference, uninterrupted, tmp_path):
+    """One fit, two interruptions: frozen (the watchdog restarts it), then SIGKILLed with
+    Snakemake (the next run resumes it). Both resume from the last saved iteration."""
+    timeout_s = 45
+    config = longer_fit(demo_reference, tmp_path, watchdog={"timeout_s": timeout_s, "max_restarts": 2})
+    last_iteration, reference_labels = uninterrupted
+    proc = start(tmp_path, config)
+    try:
+        # 1. A hang: freeze the fitting process once it saved a snapshot of its own (the
+        #    chosen probe's last is iteration 5). SIGSTOP stops every thread, as a hung XLA.
+        wait_for(lambda: any(i > 5 for i in recorded(tmp_path)), proc, what="a save")
+        child = int(re.search(r"fit_full_model: process (\d+) started", (tmp_path / LOG).read_text()).group(1))
+        saved_before_hang = max(recorded(tmp_path))
+        os.kill(child, signal.SIGSTOP)
+        # 2. A kill: once the restarted fit saved a snapshot beyond those, kill everything.
+        wait_for(lambda: max(recorded(tmp_path)) > saved_before_hang + 2, proc, timeout=timeout_s + 600,
+                 what="a save after the restart")
+        log = (tmp_path / LOG).read_text()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert re.search(rf"fit_full_model: no progress for \d+ s after \d+ sweeps: process {child} killed "
+                     r"\(SIGKILL\); starting it again, a fit resumes from its last saved iteration", log), log[-3000:]
+    assert "(attempt 2 of 3" in log
+    assert resumed_at(log)[-1] - 1 >= saved_before_hang
+    saved_before_kill = max(recorded(tmp_path))
+    assert saved_before_kill < last_iteration, "the fit finished before the kill"
+    assert not (tmp_path / TARGET).exists()
+
+    snakemake(tmp_path, "--unlock", config=config)
+    snakemake(tmp_path, "--resources", "gpu=2", "--", TARGET, config=config)
+    log = (tmp_path / LOG).read_text()
+    # From the last snapshot saved before the kill (or one saved while being killed).
+    assert resumed_at(log)[-1] - 1 >= saved_before_kill
+    assert not re.search(r"starting \S+checkpoint\.h5 at iteration", log)
+    iteration, labels = final_labels(tmp_path)
+    assert iteration == last_iteration
+    np.testing.assert_array_equal(labels, reference_labels)
+    assert not (tmp_path / WORK).exists()
+
+
+# ---------------------------------------------------------------- the watchdog on its own
+WATCHED = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {scripts!r})
+    from kpms_flow.watchdog import beat, supervise
+
+    log = supervise({log!r}, {{"timeout_s": 2, "max_restarts": {restarts}}}, what="job")
+    marker = Path({marker!r})
+    for sweep in range(3):
+        beat()
+        time.sleep(0.2)
+    if {behaviour!r} == "hang once" and not marker.exists():
+        marker.write_text("hung")
+        time.sleep(3600)  # a hang: no more sweeps
+    if {behaviour!r} == "hang":
+        time.sleep(3600)
+    if {behaviour!r} == "fail":
+        raise ValueError("data.h5: something the child found wrong")
+    log.info("job done")
+    """
+)
+
+
+def run_watched_script(tmp_path: Path, behaviour: str, restarts: int = 1):
+    log = tmp_path / f"{behaviour}.log"
+    script = tmp_path / f"{behaviour.replace(' ', '_')}.py"
+    script.write_text(WATCHED.format(scripts=str(ROOT / "scripts"), log=str(log), restarts=restarts,
+                                     marker=str(tmp_path / "marker"), behaviour=behaviour))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    return proc, log.read_text()
+
+
+def test_watchdog_restarts_a_hung_job_once(tmp_path):
+    proc, log = run_watched_script(tmp_path, "hang once")
+    assert proc.returncode == 0, proc.stderr
+    pids = re.findall(r"job: process (\d+) started \(attempt (\d) of 2", log)
+    assert [a for _, a in pids] == ["1", "2"]
+    assert re.search(rf"no progress for \d+ s after 0 sweeps: process {pids[0][0]} killed \(SIGKILL\); starting it again", log)
+    assert log.count("job done") == 1
+
+
+def test_watchdog_gives_up_after_max_restarts(tmp_path):
+    proc, log = run_watched_script(tmp_path, "hang", restarts=1)
+    assert proc.returncode == 1
+    assert log.count("killed (SIGKILL)") == 2
+    assert re.search(r"ERROR: job made no progress for 2 s in 2 attempts and was killed each time "
+                     r"\(config key 'watchdog'\)", proc.stderr)
+
+
+def test_watchdog_reports_the_childs_own_error(tmp_path):
+    proc, log = run_watched_script(tmp_path, "fail")
+    assert proc.returncode == 1
+    assert "ERROR: data.h5: something the child found wrong" in proc.stderr
+    assert "Traceback" in log and "attempt 2" not in log  # an error is not retried
+
+
+# ---------------------------------------------------------------- checkpoints and NaNs
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import numpy as np
+    sys.path.insert(0, {scripts!r})
+    from keypoint_moseq import fitting
+    from kpms_flow.model import _recorded_saves
+
+    work = Path({work!r})
+    big = {{"states": {{"x": np.random.rand(2000, 4000)}}, "seed": np.arange(2)}}
+    with _recorded_saves(work):
+        fitting.save_hdf5(str(work / "checkpoint.h5"), {{"model_snapshots": {{"0": big}}, "data": {{"Y": np.zeros(3)}}}})
+        for iteration in range(1, 100):
+            fitting.save_hdf5(str(work / "checkpoint.h5"), big, f"model_snapshots/{{iteration}}", exist_ok=True)
+    """
+)
+
+
+def test_snapshot_cut_short_by_a_kill_is_not_trusted(tmp_path):
+    """keypoint-moseq writes snapshots into its checkpoint in place; kill it mid-write."""
+    from kpms_flow.model import recorded_iterations, saved_iterations, trusted_iterations
+
+    work = tmp_path / "work"
+    work.mkdir()
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER.format(scripts=str(ROOT / "scripts"), work=str(work)))
+    proc = subprocess.Popen([sys.executable, str(script)])
+    checkpoint = work / "checkpoint.h5"
+    try:
+        # Once two snapshots are recorded, kill while the file grows with the next one.
+        deadline = time.time() + 120
+        while len(recorded_iterations(work)) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        size = checkpoint.stat().st_size
+        while checkpoint.stat().st_size <= size + 8_000_000 and time.time() < deadline:
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = recorded_iterations(work)
+    assert len(done) >= 3
+    trusted = trusted_iterations(work)
+    assert trusted == done and max(done) + 1 not in trusted
+    with h5py.File(checkpoint) as f:
+        for iteration in trusted[1:]:
+            assert f[f"model_snapshots/{iteration}/states/x"].shape == (2000, 4000)
+            assert np.isfinite(f[f"model_snapshots/{iteration}/states/x"][-1]).all()
+    # The half-written snapshot, where HDF5 shows it, is in the file but not trusted.
+    assert set(saved_iterations(checkpoint)) - set(trusted) <= {max(done) + 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    import keypoint_moseq as kpms  # noqa: F401  (x64 before jax_moseq)
+    import jax
+
+    from kpms_flow.config import kpms_config
+    from kpms_flow.demo import generate_demo
+    from kpms_flow.formats import load_session
+
+    jax.config.update("jax_compilation_cache_dir", str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    out = tmp_path_factory.mktemp("tiny")
+    table = generate_demo(out, n_sessions=2, n_frames=300, n_heldout=0)
+    coordinates, confidences = {}, {}
+    for row in table.itertuples():
+        kp = load_session(row.path, "deeplabcut", row.session)
+        coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
+    for section in ("ar_hypparams", "trans_hypparams", "obs_hypparams", "cen_hypparams", "error_estimator"):
+        config[section] = {k: v["default"] for k, v in schema["properties"][section]["properties"].items()}
+    config.update(anterior_bodyparts=["nose"], posterior_bodyparts=["tailbase"])
+    config["trans_hypparams"]["num_states"] = 10
+    kcfg = kpms_config(config, kp.bodyparts, latent_dim=3)
+    data, metadata = kpms.format_data(coordinates, confidences, **kcfg)
+    pca = kpms.fit_pca(**data, **kcfg)
+    return data, metadata, pca, kcfg
+
+
+def test_nans_are_retried_with_larger_jitter_then_fail_clearly(tiny_data, tmp_path, caplog, monkeypatch):
+    """A centroid variance of 1e-30 makes keypoint-moseq's full model produce NaNs at once
+    (real NaNs; keypoint-moseq only warns). AR-HMM sweeps take no jitter and are not retried:
+    no hyperparameter we tried (S_0_scale 1e-300..1e30, K_0_scale 1e30, kappa 1e300) gave
+    AR-HMM NaNs, so that branch has no test of its own."""
+    from kpms_flow.model import FitSpec, NumericalError, init_arhmm, run_fit
+
+    data, metadata, pca, kcfg = tiny_data
+    kcfg = dict(kcfg, cen_hypparams={"sigmasq_loc": 1e-30})
+    spec = FitSpec(work_dir=tmp_path / "work", output=tmp_path / "checkpoint.h5", num_iters=4,
+                   ar_only=False, fingerprint="nan-test", save_every_n_iters=2, jitter=1e-3,
+                   nan_retries=1, jitter_factor=10.0)
+    monkeypatch.setattr(logging.getLogger("kpms_flow"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="kpms_flow"):
+        with pytest.raises(NumericalError) as error:
+            run_fit(spec, data, metadata, lambda: (init_arhmm(data, pca, kcfg, 1e4, 0, 30.0), 0))
+    message = str(error.value)
+    assert re.search(r"fit in .*work stopped on NaNs after iteration 0 of 4 .*retried 1 time\(s\) with "
+                     r"jitter 0\.01 \(config key 'nan_retry'\)", message), message
+    retries = [r.getMessage() for r in caplog.records if "NaNs after iteration" in r.getMessage()]
+    assert retries == ["NaNs after iteration 0: retry 1 of 1 from iteration 0 with jitter 0.01"]
+    assert not spec.output.exists()
+    # The retries are kept with the work folder: a rerun goes on with the larger jitter.
+    assert json.loads((spec.work_dir / "nan_retries.json").read_text()) == [
+        {"from_iteration": 0, "jitter": 0.01}
+    ]
+    spec.nan_retries = 2
+    with caplog.at_level(logging.INFO, logger="kpms_flow"):
+        with pytest.raises(NumericalError, match=r"retried 2 time\(s\) with jitter 0\.01, 0\.1"):
+            run_fit(spec, data, metadata, None)
+    assert "resuming" in caplog.text
