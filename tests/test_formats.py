@@ -231,7 +231,12 @@ def test_sleap_slp_many_fragments():
     kp = load_session(path, "sleap", "pair", animal="track2")
     assert kp.coordinates.shape == (1100, 24, 2)
     assert np.isnan(kp.coordinates[..., 0]).mean() > 0.99  # a fragment, not an animal
-    validate_session(kp)  # not *all* NaN: validation alone does not drop it
+    # A fragment: 20 of its 24 bodyparts are never tracked, which validation refuses.
+    with pytest.raises(InputError, match=r"centered_pair_predictions.slp.*bodyparts head, neck, .* are missing \(NaN\) in every frame"):
+        validate_session(kp)
+    tracked = [b for i, b in enumerate(kp.bodyparts) if not np.isnan(kp.coordinates[:, i]).all()]
+    assert len(tracked) == 4
+    validate_session(kp, used_bodyparts=tracked)  # not all NaN once those are left out
 
 
 def test_nwb_loads_same_values_as_source_h5():
@@ -493,10 +498,15 @@ def test_validate_session_accepts_and_refuses():
     assert validate_session(kp, required_bodyparts=["nose"], min_frames=10) is kp
     with pytest.raises(InputError, match=r"/data/s1.h5.*missing required bodyparts spine; available: nose, tail"):
         validate_session(kp, required_bodyparts=["nose", "spine"])
-    with pytest.raises(InputError, match="10 frames, fewer than the minimum 100"):
+    with pytest.raises(InputError, match=r"10 frames, fewer than the minimum 100 \(config key 'min_frames'\)"):
         validate_session(kp, min_frames=100)
     with pytest.raises(InputError, match="all coordinates are missing"):
         validate_session(make_kp(fill=np.nan))
+    one_lost = make_kp()
+    one_lost.coordinates[:, 1, 0] = np.nan  # a single NaN coordinate makes a keypoint missing
+    with pytest.raises(InputError, match=r"/data/s1.h5.*bodyparts tail are missing \(NaN\) in every frame.*'use_bodyparts'"):
+        validate_session(one_lost)
+    assert validate_session(one_lost, used_bodyparts=["nose"]) is one_lost
     bad = make_kp()
     bad.bodyparts = ["nose"]
     with pytest.raises(InputError, match="1 bodypart names but the array has 2 keypoints"):

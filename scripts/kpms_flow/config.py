@@ -28,6 +28,80 @@ def coerce_numeric_strings(config, path: str = "") -> list[str]:
     return converted
 
 
+def coerce_schema_integers(config, schema, path: str = "") -> list[str]:
+    """Turn whole floats (``num_iters: 1e3`` read as 1000.0) into ints where the schema
+    wants an integer, in place: JSON Schema accepts 1000.0 as an integer, range() does not.
+
+    Returns the dotted keys that were converted.
+    """
+    converted = []
+    properties = schema.get("properties", {})
+    for key, value in list(config.items()) if isinstance(config, dict) else []:
+        spec = properties.get(key, {})
+        dotted = f"{path}.{key}" if path else str(key)
+        kinds = spec.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if "integer" in kinds and isinstance(value, float) and value.is_integer():
+            config[key] = int(value)
+            converted.append(dotted)
+        elif isinstance(value, dict):
+            converted += coerce_schema_integers(value, spec, dotted)
+    return converted
+
+
+def config_problems(config, schema) -> list[str]:
+    """Every way ``config`` breaks ``schema``, one short line per key.
+
+    Snakemake's own ``validate`` reports only the first problem, and an unknown key with
+    the whole schema printed after it; this names each offending key first.
+    """
+    from jsonschema.validators import validator_for
+
+    validator = validator_for(schema)(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        key = ".".join(str(p) for p in error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = error.schema.get("properties", {})
+            for name in error.instance:
+                if name not in known:
+                    dotted = f"{key}.{name}" if key else name
+                    problems.append(
+                        f"config key {dotted!r} is not a kpms-flow setting (a typo?); "
+                        f"known keys here: {', '.join(known)}"
+                    )
+        elif error.validator == "oneOf" and "description" in error.schema:
+            problems.append(
+                f"config key {key!r}: {error.instance!r} is not allowed ({error.schema['description'].strip()})"
+            )
+        else:
+            problems.append(f"config key {key!r}: {error.message}")
+    return problems
+
+
+def anatomy_problems(config) -> list[str]:
+    """Bodypart keys that contradict each other (checked before any data is read)."""
+    problems = []
+    named = config.get("bodyparts")
+    use = config.get("use_bodyparts")
+    if named:
+        for key in ("use_bodyparts", "anterior_bodyparts", "posterior_bodyparts"):
+            missing = [b for b in config.get(key) or [] if b not in named]
+            if missing:
+                problems.append(f"config key {key!r} names {missing}, not in config key 'bodyparts' {named}")
+    if use:
+        for key in ("anterior_bodyparts", "posterior_bodyparts"):
+            missing = [b for b in config.get(key) or [] if b not in use]
+            if missing:
+                problems.append(f"config key {key!r} names {missing}, not in config key 'use_bodyparts' {use}")
+    for key in ("bodyparts", "use_bodyparts"):
+        names = config.get(key) or []
+        repeated = sorted({b for b in names if names.count(b) > 1})
+        if repeated:
+            problems.append(f"config key {key!r} lists {repeated} more than once")
+    return problems
+
+
 def resolve_use_bodyparts(config: Mapping, bodyparts: Sequence[str], where: str) -> list[str]:
     """Check the anatomy keys against the bodyparts found in the data.
 

@@ -1102,7 +1102,9 @@ def _check_arrays(coords, confs, bodyparts, path) -> tuple[np.ndarray, np.ndarra
     return coords, confs
 
 
-def validate_session(kp: SessionKeypoints, required_bodyparts=(), min_frames: int = 1) -> SessionKeypoints:
+def validate_session(
+    kp: SessionKeypoints, required_bodyparts=(), min_frames: int = 1, used_bodyparts=None
+) -> SessionKeypoints:
     """Check a loaded session; raise :class:`InputError` naming ``kp.source_path``.
 
     Parameters
@@ -1112,7 +1114,11 @@ def validate_session(kp: SessionKeypoints, required_bodyparts=(), min_frames: in
     required_bodyparts : iterable of str
         Names that must be present (e.g. the config's ``use_bodyparts``).
     min_frames : int, default 1
-        Minimum number of frames.
+        Minimum number of frames (config key ``min_frames``).
+    used_bodyparts : iterable of str, optional
+        Bodyparts the model will use (config key ``use_bodyparts``); None means all. A used
+        bodypart that is missing in every frame is refused: keypoint-moseq's interpolation
+        would give it made-up positions without a warning.
 
     Returns
     -------
@@ -1137,12 +1143,25 @@ def validate_session(kp: SessionKeypoints, required_bodyparts=(), min_frames: in
     if missing:
         raise InputError(
             f"{where}: missing required bodyparts {', '.join(missing)}; "
-            f"available: {', '.join(kp.bodyparts)}"
+            f"available: {', '.join(kp.bodyparts)} (the config keys use_bodyparts, "
+            "anterior_bodyparts and posterior_bodyparts name the required bodyparts)"
         )
     if coords.shape[0] < min_frames:
-        raise InputError(f"{where}: {coords.shape[0]} frames, fewer than the minimum {min_frames}")
-    if coords.size == 0 or np.isnan(coords.astype(np.float64)).all():
+        raise InputError(
+            f"{where}: {coords.shape[0]} frames, fewer than the minimum {min_frames} "
+            "(config key 'min_frames'): too short to fit"
+        )
+    missing_frames = np.isnan(coords.astype(np.float64)).any(axis=-1)
+    if coords.size == 0 or missing_frames.all():
         raise InputError(f"{where}: all coordinates are missing (NaN)")
+    used = list(kp.bodyparts) if used_bodyparts is None else list(used_bodyparts)
+    never = [b for i, b in enumerate(kp.bodyparts) if b in used and missing_frames[:, i].all()]
+    if never:
+        raise InputError(
+            f"{where}: bodyparts {', '.join(never)} are missing (NaN) in every frame; "
+            "keypoint-moseq would give them made-up positions. Leave them out with config "
+            "key 'use_bodyparts', or leave out the session"
+        )
     return kp
 
 

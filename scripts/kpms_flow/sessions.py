@@ -328,8 +328,7 @@ def read_sessions_table(path) -> pd.DataFrame:
                 f"{where}: session name is not safe for file paths; use only letters, digits, "
                 f"'.', '_' and '-', starting with a letter or digit (e.g. {safe_name(row['session'])!r})"
             )
-        if row["format"] not in FORMAT_EXTENSIONS:
-            raise InputError(f"{where}: unknown format {row['format']!r}; valid formats are: {', '.join(FORMATS)}")
+        check_format(row["format"], where)  # names the valid ones (case-sensitive)
         fps.append(_parse_fps(row["fps"], where))
         train.append(_parse_bool(row["train"], where))
 

@@ -1,0 +1,506 @@
+"""Bad input stops the workflow clearly (issue 7), and raw inputs are never modified.
+
+Every case runs the real ``snakemake`` (or the ``kpms-flow-sessions`` CLI) and checks that it
+exits non-zero, that its message names the file (or config key) and the cause, and that it
+leaves no partial output. Grouped so the suite stays quick:
+
+* config and sessions-table mistakes: one dry run each (Snakemake stops while parsing);
+* pose files that cannot be loaded: one ``--keep-going`` run loading all of them at once,
+  each load job failing on its own;
+* data that load but cannot make a model (bodyparts that differ between sessions, no
+  session left after QA, latent_dim too large, no frame rate for a target in ms): each from
+  a copy of one small complete run, whose raw inputs are hashed before and after that run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, TINY, copy_run, shared_pose, snakemake, write_demo_config, write_video
+from kpms_flow.demo import generate_demo
+
+pytestmark = pytest.mark.workflow
+
+SESSIONS_TSV = "config/demo_sessions.tsv"
+
+
+def merged(base: dict, changes: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def assert_stopped(proc: subprocess.CompletedProcess, *patterns: str) -> str:
+    """Non-zero exit, and every pattern (a regex) in what the user sees."""
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"exited 0:\n{text[-3000:]}"
+    for pattern in patterns:
+        assert re.search(pattern, text), f"{pattern!r} not in the output:\n{text[-6000:]}"
+    return text
+
+
+def leftovers(workdir: Path) -> list[str]:
+    """Half-written files: temporaries of atomic writes, fit work folders."""
+    results = workdir / "results"
+    if not results.exists():
+        return []
+    return sorted(
+        str(p.relative_to(workdir)) for p in results.rglob("*") if p.name.endswith(".tmp") or p.name == "work"
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------- config and sessions table
+def demo_table(workdir: Path) -> pd.DataFrame:
+    return pd.read_csv(workdir / SESSIONS_TSV, sep="\t", dtype=str, keep_default_na=False)
+
+
+def with_table(edit):
+    """A sessions-table case: ``edit(table)`` changes the demo table in place."""
+
+    def apply(workdir: Path, config: dict) -> dict:
+        table = demo_table(workdir)
+        edit(table)
+        table.to_csv(workdir / SESSIONS_TSV, sep="\t", index=False)
+        return config
+
+    return apply
+
+
+def with_config(**changes):
+    def apply(workdir: Path, config: dict) -> dict:
+        return merged(config, changes)
+
+    return apply
+
+
+def set_cell(row: int, column: str, value: str):
+    def edit(table):
+        table.loc[row, column] = value
+
+    return edit
+
+
+PARSE_CASES = {
+    "unknown format (case)": (
+        with_table(set_cell(0, "format", "DeepLabCut")),
+        r"config/demo_sessions\.tsv row 1 \(session 'demo_01'\): unknown format 'DeepLabCut' "
+        r"\(names are case-sensitive: did you mean 'deeplabcut'\?\)",
+    ),
+    "duplicate session names": (
+        with_table(set_cell(1, "session", "demo_01")),
+        r"config/demo_sessions\.tsv: duplicate session names: demo_01 \(rows 1, 2\)",
+    ),
+    "sessions table missing": (
+        with_config(sessions="config/nope.tsv"),
+        r"config/nope\.tsv: sessions table not found",
+    ),
+    "required column missing": (
+        with_table(lambda t: t.pop("path")),
+        r"config/demo_sessions\.tsv: missing required column\(s\) path",
+    ),
+    "fps not a number": (
+        with_table(set_cell(2, "fps", "thirty")),
+        r"row 3 \(session 'demo_03'\): fps 'thirty' is not a number",
+    ),
+    "train not a boolean": (
+        with_table(set_cell(0, "train", "maybe")),
+        r"row 1 \(session 'demo_01'\): train 'maybe' is not a boolean",
+    ),
+    "unsafe session name": (
+        with_table(set_cell(0, "session", "demo 01")),
+        r"row 1 \(session 'demo 01'\): session name is not safe for file paths",
+    ),
+    "no training session": (
+        with_table(lambda t: t.__setitem__("train", "false")),
+        r"config/demo_sessions\.tsv: no session has train: true",
+    ),
+    "pose file missing": (
+        with_table(set_cell(0, "path", "pose/nowhere.h5")),
+        r"Missing input files for rule load_keypoints(.|\n)*session=demo_01(.|\n)*pose/nowhere\.h5",
+    ),
+    "inverted kappa bounds": (
+        with_config(kappa_search={"arhmm_log10_kappa": [18, 3]}),
+        r"config: kappa_search\.arhmm_log10_kappa must increase, got \[18, 3\]",
+    ),
+    "probe longer than its stage": (
+        with_config(kappa_search={"num_iters": 10}),
+        r"kappa_search\.num_iters \(10\) exceeds arhmm\.num_iters \(3\)",
+    ),
+    "posterior not in use_bodyparts": (
+        with_config(use_bodyparts=["nose", "neck", "spine"]),
+        r"config key 'posterior_bodyparts' names \['tailbase'\], not in config key 'use_bodyparts'",
+    ),
+    "use_bodyparts not in bodyparts": (
+        with_config(bodyparts=["nose", "neck", "tailbase"], use_bodyparts=["nose", "hips", "tailbase"]),
+        r"config key 'use_bodyparts' names \['hips'\], not in config key 'bodyparts'",
+    ),
+}
+
+
+# Schema problems are all reported at once: one dry run for all of them.
+SCHEMA_CASES = {
+    "wrong type": ({"arhmm": {"num_iters": "ten"}},
+                   r"config key 'arhmm\.num_iters': 'ten' is not of type 'integer'"),
+    "out of range": ({"qa": {"max_nan_fraction": 2}},
+                     r"config key 'qa\.max_nan_fraction': 2 is greater than the maximum of 1"),
+    "unknown key (typo)": ({"kapa": 1000}, r"config key 'kapa' is not a kpms-flow setting \(a typo\?\)"),
+    "latent_dim neither a number nor auto": ({"latent_dim": "five"},
+                                             r"config key 'latent_dim': 'five' is not allowed"),
+    "negative fps": ({"fps": -30}, r"config key 'fps': -30 is less than or equal to the minimum of 0"),
+    "watchdog off by a negative time": ({"watchdog": {"timeout_s": -1}},
+                                        r"config key 'watchdog\.timeout_s': -1 is less than the minimum of 0"),
+}
+
+
+@pytest.fixture(scope="module")
+def schema_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("schema")
+    config_path = write_demo_config(workdir)
+    config = yaml.safe_load(config_path.read_text())
+    for change, _ in SCHEMA_CASES.values():
+        config = merged(config, change)
+    config_path.write_text(yaml.safe_dump(config))
+    return workdir, snakemake(workdir, "-n", config=config_path, check=False, timeout=300)
+
+
+@pytest.mark.parametrize("case", list(SCHEMA_CASES))
+def test_config_values_of_the_wrong_type_or_range(schema_run, case):
+    workdir, proc = schema_run
+    text = assert_stopped(proc, r"invalid config \(every key is described in config/README\.md\)",
+                          SCHEMA_CASES[case][1])
+    assert "Failed validating" not in text  # not Snakemake's schema dump
+    assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize("case", list(PARSE_CASES))
+def test_config_and_table_mistakes_stop_before_anything_runs(tmp_path, case):
+    change, pattern = PARSE_CASES[case]
+    config_path = write_demo_config(tmp_path)
+    config = change(tmp_path, yaml.safe_load(config_path.read_text()))
+    config_path.write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "-n", config=config_path, check=False, timeout=300)
+    assert_stopped(proc, pattern)
+    assert not (tmp_path / "results").exists(), "a failed parse wrote outputs"
+
+
+def test_yaml_1e6_is_taken_as_the_number_meant(tmp_path):
+    """YAML 1.1 reads 1e6 as a string: accepted as the number, and said so."""
+    config_path = write_demo_config(tmp_path)
+    text = config_path.read_text()
+    config_path.write_text(
+        text + "\n".join(["", "fps: 3e1", "kappa_search:", "  enabled: false", "full_model:",
+                          "  kappa: 1e3", "  num_iters: 3e0", ""])
+    )
+    assert yaml.safe_load(config_path.read_text())["full_model"]["kappa"] == "1e3"
+    proc = snakemake(tmp_path, "-n", config=config_path)
+    text = proc.stdout + proc.stderr
+    assert "config: read full_model.kappa as a number (YAML had it as a string)" in text
+    assert "config: read full_model.num_iters as an integer" in text
+    assert "fit_full_model" in text
+
+
+# ---------------------------------------------------------------- pose files that cannot be loaded
+def dlc_table(path: Path) -> pd.DataFrame:
+    return pd.read_hdf(path, key="df_with_missing")
+
+
+def write_dlc(df: pd.DataFrame, path: Path) -> Path:
+    df.to_hdf(path, key="df_with_missing", mode="w", format="table")
+    return path
+
+
+def made_files(folder: Path) -> dict[str, Path]:
+    """Broken pose files made from a synthetic DeepLabCut session."""
+    good = Path(generate_demo(folder / "demo", n_sessions=1, n_frames=400, n_heldout=0)["path"][0])
+    df = dlc_table(good)
+    files = {"good": good}
+    files["extra_index"] = folder / "extra_index.csv"
+    df.reset_index().to_csv(files["extra_index"])  # the stray column pandas adds
+    files["corrupt"] = folder / "corrupt.h5"
+    files["corrupt"].write_bytes(good.read_bytes()[:4096])
+    nan = df.copy()
+    nan.loc[:, nan.columns.get_level_values("coords") != "likelihood"] = np.nan
+    files["all_nan"] = write_dlc(nan, folder / "all_nan.h5")
+    lost = df.copy()
+    lost.loc[:, [c for c in lost.columns if c[1] == "neck" and c[2] != "likelihood"]] = np.nan
+    files["nan_bodypart"] = write_dlc(lost, folder / "nan_bodypart.h5")
+    files["short"] = write_dlc(df.iloc[:50], folder / "short.h5")
+    files["folder"] = folder / "folder.h5"
+    files["folder"].mkdir()
+    files["video_25fps"] = write_video(folder / "video_25fps.avi", n_frames=400, fps=25.0)
+    return files
+
+
+# session -> (path key or shared file, format, animal, fps, video, expected message); the
+# message patterns all start with the file's name.
+SHARED = {
+    "mabe": "mabe_no_likelihood/EGS8X2MN4SSUGFWAV976.h5",
+    "sleap_old": "sleap_flies/analysis_example_predictions.analysis.h5",
+    "two_keys": "deepof_topview/testDLC_h5_table_madlc.901frames_2keys.h5",
+    "ethome": "ethome_social_mice/e3v813a-20210610T122332-122642DLC_dlcrnetms5_pilot_studySep24shuffle1_100000_el_filtered.csv",
+    "boris": "ethome_social_mice/e3v813a-20210610T122332-122642_reencode.BORIS_annotations.csv",
+    "deepof": "deepof_topview/testDLC_h5_table.h5",
+}
+LOAD_CASES = {
+    "no_likelihood": ("mabe", "deeplabcut", "", "", "",
+                      r"no 'likelihood' coordinate .* would silently load this file with the wrong keypoints"),
+    "sleap_no_scores": ("sleap_old", "sleap", "", "", "", r"has no 'point_scores' dataset"),
+    "h5_two_keys": ("two_keys", "deeplabcut", "", "", "",
+                    r"h5 holds 2 pandas keys \(/test, /tracks\) and 2 of them are DeepLabCut tables"),
+    "extra_index_column": ("extra_index", "deeplabcut", "", "", "", r"extra index column"),
+    "animal_not_named": ("ethome", "deeplabcut", "", "", "",
+                         r"holds 2 animals \('adult', 'juvenile'\); name one in the 'animal' column"),
+    "animal_not_in_file": ("ethome", "deeplabcut", "mouse3", "", "",
+                           r"has no animal 'mouse3'; the file holds: 'adult', 'juvenile'"),
+    "not_pose_tracking": ("boris", "deeplabcut", "", "", "", r"is a BORIS behaviour-event export"),
+    "wrong_extension": ("extra_index", "sleap", "", "", "",
+                        r"extension '\.csv' is not read by keypoint-moseq's sleap loader"),
+    "corrupt_file": ("corrupt", "deeplabcut", "", "", "", r"is not a pandas HDF5 table"),
+    "not_a_file": ("folder", "deeplabcut", "", "", "", r"is not a regular file"),
+    "anatomy_not_in_data": ("deepof", "deeplabcut", "", "", "",
+                            r"missing required bodyparts neck, nose; available: Nose, Left_ear"),
+    "all_nan_session": ("all_nan", "deeplabcut", "", "", "", r"all coordinates are missing \(NaN\)"),
+    "all_nan_bodypart": ("nan_bodypart", "deeplabcut", "", "", "",
+                         r"bodyparts neck are missing \(NaN\) in every frame"),
+    "too_short": ("short", "deeplabcut", "", "", "",
+                  r"50 frames, fewer than the minimum 100 \(config key 'min_frames'\): too short"),
+    "fps_disagrees": ("good", "deeplabcut", "", "30", "video_25fps",
+                      r"the video .*video_25fps\.avi says 25 fps but the sessions table says 30"),
+}
+# Loaded fine: multi-animal DeepLabCut, whose bodyparts keypoint-moseq returns as a set.
+GOOD_CASES = {"multi_animal_adult": ("ethome", "deeplabcut", "adult", "", "")}
+
+
+@pytest.fixture(scope="module")
+def load_run(tmp_path_factory):
+    """One run loading every case (each its own job; --keep-going)."""
+    workdir = tmp_path_factory.mktemp("bad_load")
+    files = {key: str(path) for key, path in made_files(workdir / "inputs").items()}
+    available = dict(files)
+    for key, relative in SHARED.items():
+        path = (ROOT / ".." / "shared" / "data" / "pose" / relative).resolve()
+        if path.exists():
+            available[key] = str(path)
+    rows, skipped = [], {}
+    for session, (source, fmt, animal, fps, video, *_) in {**LOAD_CASES, **GOOD_CASES}.items():
+        if source not in available:
+            skipped[session] = f"{SHARED[source]} not in ../shared/data/pose"
+            continue
+        rows.append({"session": session, "path": available[source], "format": fmt, "animal": animal,
+                     "fps": fps, "train": "true", "video": files.get(video, "")})
+    (workdir / "config").mkdir()
+    pd.DataFrame(rows).to_csv(workdir / "config" / "sessions.tsv", sep="\t", index=False)
+    config = workdir / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "sessions": "config/sessions.tsv",
+        "anterior_bodyparts": ["nose"],
+        "posterior_bodyparts": ["neck"],
+    }))
+    targets = [f"results/sessions/{row['session']}/keypoints.h5" for row in rows]
+    proc = snakemake(workdir, "--keep-going", "--", *targets, config=config, check=False, timeout=900)
+    return workdir, proc, skipped
+
+
+@pytest.mark.parametrize("case", list(LOAD_CASES))
+def test_unloadable_pose_file_stops_its_job(load_run, case):
+    workdir, proc, skipped = load_run
+    if case in skipped:
+        pytest.skip(skipped[case])
+    source, *_, pattern = LOAD_CASES[case]
+    rows = pd.read_csv(workdir / "config" / "sessions.tsv", sep="\t", keep_default_na=False)
+    path = rows.set_index("session").loc[case, "path"]
+    # The console line the rule script prints, with the file named first.
+    assert_stopped(proc, rf"ERROR: {re.escape(path)}[^\n]*{pattern}")
+    log = (workdir / "results" / "logs" / "load_keypoints" / f"{case}.log").read_text()
+    assert re.search(pattern, log)
+    assert not (workdir / "results" / "sessions" / case).exists() or not any(
+        (workdir / "results" / "sessions" / case).iterdir()
+    ), "a failed load left files"
+    assert not leftovers(workdir)
+
+
+def test_multi_animal_bodyparts_keep_the_header_order(load_run):
+    """keypoint-moseq returns a multi-animal table's bodyparts as a set; ours follow the header."""
+    workdir, _, skipped = load_run
+    if "multi_animal_adult" in skipped:
+        pytest.skip(skipped["multi_animal_adult"])
+    path = shared_pose(SHARED["ethome"])
+    header = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0, nrows=1)
+    adult = header.xs("adult", axis=1, level="individuals")
+    order = list(dict.fromkeys(adult.columns.get_level_values("bodyparts")))
+    with h5py.File(workdir / "results" / "sessions" / "multi_animal_adult" / "keypoints.h5") as f:
+        assert [b.decode() for b in f["bodyparts"][()]] == order
+        x = f["coordinates"][:, :, 0]
+    table = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0)
+    for i, bodypart in enumerate(order):
+        expected = table.xs(("adult", bodypart, "x"), axis=1, level=(1, 2, 3)).iloc[:, 0].to_numpy()
+        np.testing.assert_array_equal(x[:, i], np.where(np.isfinite(expected), expected, np.nan))
+
+
+# ---------------------------------------------------------------- data that cannot make a model
+SMALL = {
+    "anterior_bodyparts": ["nose"],
+    "posterior_bodyparts": ["tailbase"],
+    "trans_hypparams": {"num_states": 10},
+    "kappa_search": {"enabled": False},
+    "arhmm": {"kappa": 1.0e4, "num_iters": 3},
+    "full_model": {"kappa": 1.0e3, "num_iters": 3},
+    "apply": {"num_iters": 3},
+    "save_every_n_iters": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A complete run on 2 small synthetic sessions, raw inputs hashed before and after."""
+    workdir = tmp_path_factory.mktemp("small_run")
+    table = generate_demo(workdir / "raw", n_sessions=2, n_frames=400, n_heldout=0)
+    # Paths relative to the working directory, so that copies of the run read their own.
+    table["path"] = [str(Path(p).relative_to(workdir)) for p in table["path"]]
+    table["group"] = ""  # one group: keypoint-moseq's group transition matrices need >1 session per group
+    (workdir / "config").mkdir()
+    table.to_csv(workdir / "config" / "sessions.tsv", sep="\t", index=False)
+    config = workdir / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump({"sessions": "config/sessions.tsv", **SMALL}))
+    raw = sorted(p for p in (workdir / "raw").rglob("*") if p.is_file())
+    before = {p: (sha256(p), p.stat().st_mtime_ns) for p in raw}
+    snakemake(workdir, "--resources", "gpu=2", config=config)
+    after = {p: (sha256(p), p.stat().st_mtime_ns) for p in raw}
+    return workdir, before, after
+
+
+def test_raw_inputs_are_never_modified(small_run):
+    workdir, before, after = small_run
+    assert len(before) >= 2 and after == before
+    assert (workdir / "results" / "summary.txt").exists()
+    for session in ("demo_01", "demo_02"):
+        with h5py.File(workdir / "results" / "sessions" / session / "keypoints.h5") as f:
+            source = Path(f.attrs["source_path"])
+            assert f.attrs["source_sha256"] == before[workdir / source][0]
+
+
+def variant(base: Path, target: Path, config_changes: dict | None = None, table_edit=None):
+    """A copy of the small run with a changed config and/or sessions table."""
+    copy_run(base, target)
+    config = target / "config" / "config.yaml"
+    config.write_text(yaml.safe_dump(merged(yaml.safe_load(config.read_text()), config_changes or {})))
+    if table_edit is not None:
+        table = pd.read_csv(target / "config" / "sessions.tsv", sep="\t", dtype=str, keep_default_na=False)
+        table = table_edit(table, target)
+        table.to_csv(target / "config" / "sessions.tsv", sep="\t", index=False)
+    return config
+
+
+def add_session_without(bodypart: str):
+    def edit(table, workdir):
+        source = Path(workdir / table.loc[1, "path"])
+        df = dlc_table(source)
+        lost = write_dlc(df.drop(columns=bodypart, level="bodyparts"), workdir / "raw" / "demo_03.h5")
+        row = dict(table.iloc[1], session="demo_03", path=str(lost.relative_to(workdir)))
+        return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+
+    return edit
+
+
+def test_bodyparts_that_differ_between_sessions_stop_format_data(small_run, tmp_path):
+    workdir, _, _ = small_run
+    config = variant(workdir, tmp_path, table_edit=add_session_without("hips"))
+    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: raw/demo_03\.h5: bodyparts differ from raw/pose/demo_01\S*\.h5: missing "
+        r"\['hips'\], extra \[\]",
+    )
+    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not leftovers(tmp_path)
+
+
+def test_no_training_session_left_after_qa(small_run, tmp_path):
+    workdir, _, _ = small_run
+    config = variant(workdir, tmp_path, {"qa": {"max_nan_fraction": 0.0}})
+    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: no training session passes QA \(config key 'qa'\): demo_01: nan_fraction "
+        r"0\.\d+ > max_nan_fraction 0\.0; demo_02: nan_fraction",
+    )
+    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not leftovers(tmp_path)
+
+
+def test_latent_dim_larger_than_the_data_allow(small_run, tmp_path):
+    workdir, _, _ = small_run
+    config = variant(workdir, tmp_path, {"latent_dim": 40})
+    proc = snakemake(tmp_path, "--", "results/pca/latent_dim.txt", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: config key 'latent_dim' is 40 but the data allow at most \d+ principal components",
+    )
+    for output in ("pca.p", "latent_dim.txt", "variance.tsv"):  # rule fit_pca's outputs
+        assert not (tmp_path / "results" / "pca" / output).exists(), output
+    assert not leftovers(tmp_path)
+
+
+def test_target_in_ms_without_a_frame_rate(small_run, tmp_path):
+    workdir, _, _ = small_run
+
+    def no_fps(table, _):
+        table["fps"] = ""
+        return table
+
+    config = variant(workdir, tmp_path, {"kappa_search": {"enabled": True, "num_iters": 2}}, table_edit=no_fps)
+    target = "results/search/arhmm/round0/decision.tsv"
+    proc = snakemake(tmp_path, "--", target, config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: config key 'kappa_search\.target_duration_ms' is in milliseconds but the "
+        r"training sessions' frame rate is unknown: give fps in the sessions table or config key 'fps'",
+    )
+    assert not (tmp_path / target).exists()
+    assert not leftovers(tmp_path)
+
+
+# ---------------------------------------------------------------- the sessions CLI
+SESSIONS_CLI = str(Path(sys.executable).with_name("kpms-flow-sessions"))
+
+
+def test_sessions_cli_refuses_bad_input_and_writes_nothing(tmp_path):
+    pose = Path(generate_demo(tmp_path / "demo", n_sessions=1, n_frames=50, n_heldout=0)["path"][0])
+    twin = pose.with_suffix(".hdf5")  # same stem, so the same session name
+    shutil.copy(pose, twin)
+    (tmp_path / "empty").mkdir()
+    output = tmp_path / "sessions.tsv"
+    cases = [
+        ([str(tmp_path / "nowhere" / "*.h5")], r"nowhere/\*\.h5: pattern matches no pose files"),
+        ([str(tmp_path / "missing.h5")], r"missing\.h5: no such file or folder"),
+        ([str(tmp_path / "empty")], r"empty: folder holds no files with extension"),
+        ([str(pose.parent)], r"duplicate session names.*\n.*demo_01DLC\S*: .*\.h5, .*\.hdf5"),
+        ([str(pose), "--format", "DeepLabCut"], r"unknown format 'DeepLabCut' \(names are case-sensitive"),
+    ]
+    for args, pattern in cases:
+        proc = subprocess.run([SESSIONS_CLI, *args, "--output", str(output)], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert re.search(r"kpms-flow-sessions: error: (.|\n)*" + pattern, proc.stderr), (pattern, proc.stderr)
+        assert not output.exists()
