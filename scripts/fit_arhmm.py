@@ -26,6 +26,7 @@ from kpms_flow.model import (
     nan_retry_settings,
     run_fit,
 )
+from kpms_flow.resources import checkpoint_latent_dim, plan_for_job
 
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
@@ -43,10 +44,16 @@ spec = FitSpec(
 if "chosen" in inp.keys():
     chosen = pd.read_csv(inp.chosen, sep="\t").iloc[0]
     spec.start_from = Path(chosen["checkpoint"])
+    latent_dim = checkpoint_latent_dim(spec.start_from)
+else:
+    latent_dim = int(Path(inp.latent_dim).read_text())
+memory = plan_for_job(data["mask"].size, latent_dim, snakemake.config.get("gpu_memory_gb"), log)  # noqa: F821
+spec.parallel_message_passing = memory.parallel_message_passing
+spec.mixed_map_iters = memory.mixed_map_iters
+if "chosen" in inp.keys():
     log.info("AR-HMM: continuing the chosen probe (kappa %g) to %d iterations", chosen["kappa"], p.num_iters)
     run_fit(spec, data, metadata, None)
 else:
-    latent_dim = int(Path(inp.latent_dim).read_text())
     kcfg = kpms_config(p.model, bodyparts, latent_dim=latent_dim)
     log.info("AR-HMM: kappa %g, %d iterations, latent_dim %d", p.kappa, p.num_iters, latent_dim)
     run_fit(

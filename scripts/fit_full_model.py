@@ -26,6 +26,7 @@ from kpms_flow.model import (
     run_fit,
     saved_iterations,
 )
+from kpms_flow.resources import checkpoint_latent_dim, plan_for_job
 
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
@@ -51,6 +52,14 @@ spec = FitSpec(
     **nan_retry_settings(snakemake.config),  # noqa: F821
     start_from=start_from,
 )
+memory = plan_for_job(
+    data["mask"].size,
+    checkpoint_latent_dim(start_from if start_from is not None else inp.arhmm),
+    snakemake.config.get("gpu_memory_gb"),  # noqa: F821
+    log,
+)
+spec.parallel_message_passing = memory.parallel_message_passing
+spec.mixed_map_iters = memory.mixed_map_iters
 if start_from is not None:
     log.info("full model: continuing the chosen probe (kappa %g) to iteration %d", chosen["kappa"], spec.num_iters)
     run_fit(spec, data, metadata, None)

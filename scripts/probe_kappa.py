@@ -30,6 +30,7 @@ from kpms_flow.model import (
     run_fit,
     saved_iterations,
 )
+from kpms_flow.resources import checkpoint_latent_dim, plan_for_job
 from kpms_flow.search import probe_metrics
 
 inp, out, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards  # noqa: F821
@@ -45,6 +46,7 @@ if w.stage == "arhmm":
     first, ar_only = 0, True
 else:
     first, ar_only = saved_iterations(inp.start)[-1], False
+    latent_dim = checkpoint_latent_dim(inp.start)
     start = lambda: continue_with_kappa(inp.start, kappa)  # noqa: E731
 spec = FitSpec(
     work_dir=probe_dir / "work",
@@ -57,6 +59,9 @@ spec = FitSpec(
     fps=fps,
     **nan_retry_settings(snakemake.config),  # noqa: F821
 )
+memory = plan_for_job(data["mask"].size, latent_dim, snakemake.config.get("gpu_memory_gb"), log)  # noqa: F821
+spec.parallel_message_passing = memory.parallel_message_passing
+spec.mixed_map_iters = memory.mixed_map_iters
 log.info("%s probe round %s #%s: kappa %.4g, %d iterations", w.stage, w.round, w.probe, kappa, p.num_iters)
 model = run_fit(spec, data, metadata, start)
 metrics = probe_metrics(model, data, fps)

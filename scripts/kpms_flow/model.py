@@ -488,7 +488,9 @@ def extract(final_checkpoint, results_path) -> dict:
         return kpms.extract_results(model, metadata, path=str(tmp))
 
 
-def apply_to_session(final_checkpoint, kp, kcfg, num_iters: int, results_path) -> dict:
+def apply_to_session(
+    final_checkpoint, kp, kcfg, num_iters: int, results_path, memory_plan=None
+) -> dict:
     """Syllables for one session from the frozen model, on its own (seeded as the model).
 
     keypoint-moseq splits random keys over the batch axis, so applying each session alone
@@ -511,7 +513,20 @@ def apply_to_session(final_checkpoint, kp, kcfg, num_iters: int, results_path) -
     data, metadata = kpms.format_data(
         {kp.session: kp.coordinates[:, order]}, {kp.session: kp.confidences[:, order]}, **kcfg
     )
+    parallel_message_passing = None
+    if memory_plan is not None:
+        parallel_message_passing = memory_plan.parallel_message_passing
+        if memory_plan.mixed_map_iters > 1:
+            from jax_moseq.utils import set_mixed_map_iters
+
+            set_mixed_map_iters(memory_plan.mixed_map_iters)
     with atomic_path(results_path) as tmp:
         return kpms.apply_model(
-            model, data, metadata, num_iters=num_iters, results_path=str(tmp), **kcfg
+            model,
+            data,
+            metadata,
+            num_iters=num_iters,
+            results_path=str(tmp),
+            parallel_message_passing=parallel_message_passing,
+            **kcfg,
         )

@@ -16,6 +16,7 @@ rule fit_arhmm:
         "../../envs/kpms-flow.yaml"
     threads: 2
     resources:
+        **fit_resources(config["arhmm"]["num_iters"]),
         gpu=1,
     params:
         model=model_config(),

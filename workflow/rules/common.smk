@@ -1,4 +1,5 @@
 # Config, sessions table and the helpers the rules share.
+import os
 import sys
 from pathlib import Path
 
@@ -293,3 +294,61 @@ def search_plots():
     if not SEARCH["enabled"]:
         return []
     return expand("results/search/{stage}/trace.png", stage=STAGES)
+
+
+# ---- job resources, planned from the data (kpms_flow.resources) ----
+# Callables: Snakemake evaluates them when a job is ready, so the frame counts come from
+# the files the job reads; in a dry run they fall back to the base request.
+from kpms_flow import resources as plan
+
+# Every fitting job shares one compile cache; jobs inherit the environment (locally and
+# with the SLURM executor's --export=ALL).
+if config["jax_cache_dir"]:
+    os.environ.setdefault(
+        "KPMS_FLOW_JAX_CACHE", str(Path(config["jax_cache_dir"]).resolve())
+    )
+else:
+    os.environ.setdefault("KPMS_FLOW_JAX_CACHE", "")
+
+
+def configured_latent_dim():
+    latent_dim = config["latent_dim"]
+    if Path("results/pca/latent_dim.txt").exists():
+        return int(Path("results/pca/latent_dim.txt").read_text())
+    return latent_dim if isinstance(latent_dim, int) else 10
+
+
+def light_mem_mb(wildcards, input, attempt):
+    return plan.light_mem_mb(input.size_mb, attempt)
+
+
+def fit_resources(iterations):
+    """mem_mb and runtime of a job fitting ``iterations`` sweeps over the training data."""
+
+    def frames():
+        return plan.padded_frames("results/model/data.h5")
+
+    return {
+        "mem_mb": lambda wildcards, attempt: plan.host_mem_mb(
+            frames(), configured_latent_dim(), attempt
+        ),
+        "runtime": lambda wildcards, attempt: plan.fit_runtime_min(
+            frames(), iterations, attempt
+        ),
+    }
+
+
+def session_fit_resources(iterations):
+    """The same for a job over one session (apply_model)."""
+
+    def frames(wildcards):
+        return plan.session_frames(f"results/sessions/{wildcards.session}/clean.h5")
+
+    return {
+        "mem_mb": lambda wildcards, attempt: plan.host_mem_mb(
+            frames(wildcards), configured_latent_dim(), attempt
+        ),
+        "runtime": lambda wildcards, attempt: plan.fit_runtime_min(
+            frames(wildcards), iterations, attempt
+        ),
+    }

@@ -16,6 +16,7 @@ rule fit_full_model:
         "../../envs/kpms-flow.yaml"
     threads: 2
     resources:
+        **fit_resources(config["full_model"]["num_iters"]),
         gpu=1,
     params:
         kappa=None if SEARCH["enabled"] else config["full_model"]["kappa"],

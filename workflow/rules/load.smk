@@ -10,6 +10,8 @@ rule load_keypoints:
         "results/logs/load_keypoints/{session}.log",
     conda:
         "../../envs/kpms-flow.yaml"
+    resources:
+        mem_mb=light_mem_mb,
     params:
         format=lambda w: session_row(w)["format"],
         animal=lambda w: session_row(w)["animal"],

@@ -14,6 +14,8 @@ rule format_data:
         "results/benchmarks/format_data.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
+    resources:
+        mem_mb=light_mem_mb,
     params:
         sessions=TRAIN_SESSIONS,
         thresholds=config["qa"],
@@ -35,6 +37,8 @@ rule fit_pca:
         "results/benchmarks/fit_pca.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
+    resources:
+        mem_mb=light_mem_mb,
     params:
         model=model_config(PCA_KEYS),
         latent_dim=config["latent_dim"],

@@ -17,6 +17,8 @@ rule outlier_qa:
         "results/logs/outlier_qa/{session}.log",
     conda:
         "../../envs/kpms-flow.yaml"
+    resources:
+        mem_mb=light_mem_mb,
     params:
         outlier_scale_factor=config["outlier_scale_factor"],
     script:

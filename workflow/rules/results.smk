@@ -17,6 +17,7 @@ rule extract_results:
         "../../envs/kpms-flow.yaml"
     threads: 2
     resources:
+        **fit_resources(config["apply"]["num_iters"]),
         gpu=1,
     params:
         model=model_config(),
@@ -40,6 +41,7 @@ rule apply_model:
         "../../envs/kpms-flow.yaml"
     threads: 2
     resources:
+        **session_fit_resources(config["apply"]["num_iters"]),
         gpu=1,
     params:
         model=model_config(),

@@ -31,6 +31,7 @@ rule probe_kappa:
         "../../envs/kpms-flow.yaml"
     threads: 1
     resources:
+        **fit_resources(SEARCH["num_iters"]),
         gpu=1,
     params:
         model=model_config(),
