@@ -62,9 +62,10 @@ def slurm_cluster(tmp_path_factory):
     subprocess.run([str(CLUSTER), "install"], check=True, timeout=900)
     state = tmp_path_factory.mktemp("slurm")
     try:
-        subprocess.run(
-            [str(CLUSTER), "start", str(state)], check=True, timeout=300, capture_output=True
+        started = subprocess.run(
+            [str(CLUSTER), "start", str(state)], timeout=300, capture_output=True, text=True
         )
+        assert started.returncode == 0, f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
         yield dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
     finally:
         # Only the daemons this fixture started, by their pid files.

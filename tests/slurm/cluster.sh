@@ -45,33 +45,39 @@ start() {
     host=$(hostname -s)
     cpus=$(nproc)
     mem_mb=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10))
-    mkdir -p "$DIR"/{etc,state,spool,log,run,munge}
+    mkdir -p "$DIR"/{etc,state,spool,log,run}
+    # munge and mysql cannot enter a private DIR (pytest's are 0700): their files live in a
+    # world-traversable folder of their own, removed by stop.
+    local daemons
+    daemons=$(mktemp -d /tmp/kpms-flow-slurm-daemons.XXXXXX)
+    chmod 755 "$daemons"
+    echo "$daemons" >"$DIR/run/daemon-dir"
+    mkdir -p "$daemons/munge" "$daemons/mysql" "$daemons/mysql-run"
     getent hosts "$host" >/dev/null || echo "127.0.0.1 $host" >>/etc/hosts
 
     # munge on its default socket (slurm's clients use it whatever AuthInfo says), pid in
     # DIR; a munged already serving that socket is used, not started twice.
     install -d -o munge -g munge /run/munge
-    chown munge: "$DIR/munge"
+    chown munge: "$daemons/munge"
     if ! munge -n >/dev/null 2>&1; then
-        runuser -u munge -- munged --pid-file="$DIR/munge/munged.pid" \
-            --log-file="$DIR/munge/munged.log" --seed-file="$DIR/munge/munged.seed"
+        runuser -u munge -- munged --pid-file="$daemons/munge/munged.pid" \
+            --log-file="$daemons/munge/munged.log" --seed-file="$daemons/munge/munged.seed"
         wait_for 10 munged munge -n
-        cp "$DIR/munge/munged.pid" "$DIR/run/munged.pid"
+        cp "$daemons/munge/munged.pid" "$DIR/run/munged.pid"
     fi
 
     # MariaDB for slurmdbd: a private data directory on a private port.
-    if [ ! -d "$DIR/mysql/mysql" ]; then
-        mariadb-install-db --user=mysql --datadir="$DIR/mysql" \
+    if [ ! -d "$daemons/mysql/mysql" ]; then
+        mariadb-install-db --user=mysql --datadir="$daemons/mysql" \
             --auth-root-authentication-method=socket >"$DIR/log/mariadb-install.log" 2>&1
     fi
-    mkdir -p "$DIR/mysql-run"
-    chown -R mysql: "$DIR/mysql" "$DIR/mysql-run"
-    local db_socket="$DIR/mysql-run/mysqld.sock"
-    mariadbd --user=mysql --datadir="$DIR/mysql" --socket="$db_socket" \
-        --pid-file="$DIR/mysql-run/mysqld.pid" --port="$DB_PORT" --bind-address=127.0.0.1 \
-        --log-error="$DIR/mysql-run/mariadb.log" >/dev/null 2>&1 &
+    chown -R mysql: "$daemons/mysql" "$daemons/mysql-run"
+    local db_socket="$daemons/mysql-run/mysqld.sock"
+    mariadbd --user=mysql --datadir="$daemons/mysql" --socket="$db_socket" \
+        --pid-file="$daemons/mysql-run/mysqld.pid" --port="$DB_PORT" --bind-address=127.0.0.1 \
+        --log-error="$daemons/mysql-run/mariadb.log" >/dev/null 2>&1 &
     wait_for 60 mariadb mariadb --socket="$db_socket" -e "select 1"
-    cp "$DIR/mysql-run/mysqld.pid" "$DIR/run/mysqld.pid"
+    cp "$daemons/mysql-run/mysqld.pid" "$DIR/run/mysqld.pid"
     mariadb --socket="$db_socket" -e "
         CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
         CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm';
@@ -166,6 +172,10 @@ stop() {
         fi
         rm -f "$pidfile"
     done
+    if [ -f "$DIR/run/daemon-dir" ]; then
+        rm -rf "$(cat "$DIR/run/daemon-dir")"
+        rm -f "$DIR/run/daemon-dir"
+    fi
     # Without a reachable controller, a slurm.conf at the default path costs every later
     # snakemake call ~10 s (the plugin asks scontrol): remove our link.
     if [ "$(readlink /etc/slurm/slurm.conf 2>/dev/null)" = "$DIR/etc/slurm.conf" ]; then
