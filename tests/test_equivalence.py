@@ -44,8 +44,11 @@ def runs(tmp_path_factory):
     table_path = workdir / "config" / "demo_sessions.tsv"
     table = pd.read_csv(table_path, sep="\t", keep_default_na=False)
     table[table["session"].isin(TRAIN)].to_csv(table_path, sep="\t", index=False)
-    # The summary needs every fitting stage; plots and grid movies are left out.
-    snakemake(workdir, "results/summary.tsv", "--resources", "gpu=2", config=config)
+    # The summary needs every fitting stage; plots and grid movies are left out. The target
+    # follows a plain flag: --configfile and --resources would take it as one of theirs.
+    snakemake(
+        workdir, "--resources", "gpu=2", "--printshellcmds", "results/summary.tsv", config=config
+    )
 
     bare = workdir / "bare"
     cmd = [
