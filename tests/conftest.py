@@ -102,3 +102,13 @@ def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
         writer.write(np.full((24, 32, 3), (i * 20) % 255, np.uint8))
     writer.release()
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow."""
+    if os.environ.get("KPMS_FLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with KPMS_FLOW_SLOW=1 ./run test (or -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

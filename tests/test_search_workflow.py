@@ -35,6 +35,9 @@ def test_fresh_dry_run_shows_both_searches_first_rounds(tmp_path):
     assert jobs["fit_arhmm"] == 1 and jobs["fit_full_model"] == 1
 
 
+# Slow (minutes): tests/test_fit_recovery.py kills and resumes a final fit in the default
+# suite; this one also checks that finished probes are kept across a kill.
+@pytest.mark.slow
 def test_killed_search_resumes_without_rerunning_probes(tmp_path, demo_reference):
     """SIGKILL the whole Snakemake process group once the first probes are done."""
     config = write_demo_config(tmp_path)
