@@ -218,7 +218,7 @@ def test_plot_option_reruns_only_plots(added_session):
     plots = dict(config.get("plots") or {})
     plots["dpi"] = int(plots.get("dpi", 100)) + 50
     jobs, reasons = dry_run(workdir, variant(workdir, "plots", plots=plots))
-    # the PCA plots and the kappa-search plots, nothing else
+    # plots and the tables drawn from them, nothing fitted or extracted
     plot_rules = {
         "plot_pca",
         "plot_kappa_search",
@@ -227,6 +227,7 @@ def test_plot_option_reruns_only_plots(added_session):
         "plot_trajectories",
         "group_statistics",
         "plot_ground_truth",
+        "table_view",  # the HTML view of stats_df, redrawn from group_statistics
         "all",
     }
     assert set(jobs) <= plot_rules and "plot_pca" in jobs, jobs
