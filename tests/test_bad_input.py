@@ -9,7 +9,10 @@ leaves no partial output. Grouped so the suite stays quick:
   each load job failing on its own;
 * data that load but cannot make a model (bodyparts that differ between sessions, no
   session left after QA, latent_dim too large, no frame rate for a target in ms): each from
-  a copy of one small complete run, whose raw inputs are hashed before and after that run.
+  a copy of the complete demo run (``demo_reference``), rerunning only what changed.
+
+Raw inputs: the demo run's pose files hash as when they were first loaded; a slow test hashes
+the inputs of a separate full run before and after it.
 """
 
 from __future__ import annotations
@@ -359,6 +362,96 @@ def test_multi_animal_bodyparts_keep_the_header_order(load_run):
 
 
 # ---------------------------------------------------------------- data that cannot make a model
+def variant(reference: Path, target: Path, config_changes: dict | None = None, table_edit=None):
+    """A copy of the complete demo run with a changed config and/or sessions table."""
+    copy_run(reference, target)
+    config = target / "config" / "test.yaml"
+    config.write_text(yaml.safe_dump(merged(yaml.safe_load(config.read_text()), config_changes or {})))
+    if table_edit is not None:
+        table = demo_table(target)
+        table = table_edit(table, target)
+        table.to_csv(target / SESSIONS_TSV, sep="\t", index=False)
+    return config
+
+
+def add_session_without(bodypart: str):
+    def edit(table, workdir):
+        df = dlc_table(workdir / table.loc[1, "path"])
+        lost = workdir / "demo" / "data" / "extra" / "demo_06.h5"
+        lost.parent.mkdir(parents=True)
+        write_dlc(df.drop(columns=bodypart, level="bodyparts"), lost)
+        row = dict(table.iloc[1], session="demo_06", path=str(lost.relative_to(workdir)))
+        return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+
+    return edit
+
+
+def test_bodyparts_that_differ_between_sessions_stop_format_data(demo_reference, tmp_path):
+    config = variant(demo_reference, tmp_path, table_edit=add_session_without("hips"))
+    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: demo/data/extra/demo_06\.h5: bodyparts differ from demo/data/pose/demo_01\S*\.h5: "
+        r"missing \['hips'\], extra \[\]",
+    )
+    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not leftovers(tmp_path)
+
+
+def test_no_training_session_left_after_qa(demo_reference, tmp_path):
+    config = variant(demo_reference, tmp_path, {"qa": {"max_nan_fraction": 0.0}})
+    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: no training session passes QA \(config key 'qa'\): demo_01: nan_fraction "
+        r"0\.\d+ > max_nan_fraction 0\.0; demo_02: nan_fraction",
+    )
+    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not leftovers(tmp_path)
+
+
+def test_latent_dim_larger_than_the_data_allow(demo_reference, tmp_path):
+    config = variant(demo_reference, tmp_path, {"latent_dim": 40})
+    proc = snakemake(tmp_path, "--", "results/pca/latent_dim.txt", config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: config key 'latent_dim' is 40 but the data allow at most \d+ principal components",
+    )
+    for output in ("pca.p", "latent_dim.txt", "variance.tsv"):  # rule fit_pca's outputs
+        assert not (tmp_path / "results" / "pca" / output).exists(), output
+    assert not leftovers(tmp_path)
+
+
+def test_target_in_ms_without_a_frame_rate(demo_reference, tmp_path):
+    def two_sessions_without_fps(table, _):
+        table = table.iloc[:2].copy()
+        table["fps"] = ""  # DeepLabCut files carry no frame rate either,
+        table["video"] = ""  # and without a video nothing gives one
+        return table
+
+    config = variant(demo_reference, tmp_path, table_edit=two_sessions_without_fps)
+    target = "results/search/arhmm/round0/decision.tsv"
+    proc = snakemake(tmp_path, "--", target, config=config, check=False)
+    assert_stopped(
+        proc,
+        r"ERROR: config key 'kappa_search\.target_duration_ms' is in milliseconds but the "
+        r"training sessions' frame rate is unknown: give fps in the sessions table or config key 'fps'",
+    )
+    assert not (tmp_path / target).exists()
+    assert not leftovers(tmp_path)
+
+
+# ---------------------------------------------------------------- raw inputs are never modified
+def test_raw_inputs_unchanged_since_they_were_loaded(demo_reference):
+    """The complete demo run: each pose file hashes as when load_keypoints first read it
+    (the demo's files are made inside the run, so that is the earliest hash there is)."""
+    for keypoints in sorted((demo_reference / "results" / "sessions").glob("*/keypoints.h5")):
+        with h5py.File(keypoints) as f:
+            source = demo_reference / f.attrs["source_path"]
+            assert sha256(source) == f.attrs["source_sha256"], source
+        assert source.stat().st_mtime_ns < keypoints.stat().st_mtime_ns
+
+
 SMALL = {
     "anterior_bodyparts": ["nose"],
     "posterior_bodyparts": ["tailbase"],
@@ -371,114 +464,21 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A complete run on 2 small synthetic sessions, raw inputs hashed before and after."""
-    workdir = tmp_path_factory.mktemp("small_run")
-    table = generate_demo(workdir / "raw", n_sessions=2, n_frames=400, n_heldout=0)
-    # Paths relative to the working directory, so that copies of the run read their own.
-    table["path"] = [str(Path(p).relative_to(workdir)) for p in table["path"]]
-    table["group"] = ""  # one group: keypoint-moseq's group transition matrices need >1 session per group
-    (workdir / "config").mkdir()
-    table.to_csv(workdir / "config" / "sessions.tsv", sep="\t", index=False)
-    config = workdir / "config" / "config.yaml"
+@pytest.mark.slow
+def test_raw_inputs_hash_the_same_before_and_after_a_full_run(tmp_path):
+    """Pose files that exist before the run (and their videos) are opened read-only."""
+    table = generate_demo(tmp_path / "raw", n_sessions=2, n_frames=400, n_heldout=0)
+    table["path"] = [str(Path(p).relative_to(tmp_path)) for p in table["path"]]
+    table["group"] = ""  # one group: keypoint-moseq's group transitions need >1 session per group
+    (tmp_path / "config").mkdir()
+    table.to_csv(tmp_path / "config" / "sessions.tsv", sep="\t", index=False)
+    config = tmp_path / "config" / "config.yaml"
     config.write_text(yaml.safe_dump({"sessions": "config/sessions.tsv", **SMALL}))
-    raw = sorted(p for p in (workdir / "raw").rglob("*") if p.is_file())
+    raw = sorted(p for p in (tmp_path / "raw").rglob("*") if p.is_file())
     before = {p: (sha256(p), p.stat().st_mtime_ns) for p in raw}
-    snakemake(workdir, "--resources", "gpu=2", config=config)
-    after = {p: (sha256(p), p.stat().st_mtime_ns) for p in raw}
-    return workdir, before, after
-
-
-def test_raw_inputs_are_never_modified(small_run):
-    workdir, before, after = small_run
-    assert len(before) >= 2 and after == before
-    assert (workdir / "results" / "summary.txt").exists()
-    for session in ("demo_01", "demo_02"):
-        with h5py.File(workdir / "results" / "sessions" / session / "keypoints.h5") as f:
-            source = Path(f.attrs["source_path"])
-            assert f.attrs["source_sha256"] == before[workdir / source][0]
-
-
-def variant(base: Path, target: Path, config_changes: dict | None = None, table_edit=None):
-    """A copy of the small run with a changed config and/or sessions table."""
-    copy_run(base, target)
-    config = target / "config" / "config.yaml"
-    config.write_text(yaml.safe_dump(merged(yaml.safe_load(config.read_text()), config_changes or {})))
-    if table_edit is not None:
-        table = pd.read_csv(target / "config" / "sessions.tsv", sep="\t", dtype=str, keep_default_na=False)
-        table = table_edit(table, target)
-        table.to_csv(target / "config" / "sessions.tsv", sep="\t", index=False)
-    return config
-
-
-def add_session_without(bodypart: str):
-    def edit(table, workdir):
-        source = Path(workdir / table.loc[1, "path"])
-        df = dlc_table(source)
-        lost = write_dlc(df.drop(columns=bodypart, level="bodyparts"), workdir / "raw" / "demo_03.h5")
-        row = dict(table.iloc[1], session="demo_03", path=str(lost.relative_to(workdir)))
-        return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
-
-    return edit
-
-
-def test_bodyparts_that_differ_between_sessions_stop_format_data(small_run, tmp_path):
-    workdir, _, _ = small_run
-    config = variant(workdir, tmp_path, table_edit=add_session_without("hips"))
-    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
-    assert_stopped(
-        proc,
-        r"ERROR: raw/demo_03\.h5: bodyparts differ from raw/pose/demo_01\S*\.h5: missing "
-        r"\['hips'\], extra \[\]",
-    )
-    assert not (tmp_path / "results" / "model" / "data.h5").exists()
-    assert not leftovers(tmp_path)
-
-
-def test_no_training_session_left_after_qa(small_run, tmp_path):
-    workdir, _, _ = small_run
-    config = variant(workdir, tmp_path, {"qa": {"max_nan_fraction": 0.0}})
-    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
-    assert_stopped(
-        proc,
-        r"ERROR: no training session passes QA \(config key 'qa'\): demo_01: nan_fraction "
-        r"0\.\d+ > max_nan_fraction 0\.0; demo_02: nan_fraction",
-    )
-    assert not (tmp_path / "results" / "model" / "data.h5").exists()
-    assert not leftovers(tmp_path)
-
-
-def test_latent_dim_larger_than_the_data_allow(small_run, tmp_path):
-    workdir, _, _ = small_run
-    config = variant(workdir, tmp_path, {"latent_dim": 40})
-    proc = snakemake(tmp_path, "--", "results/pca/latent_dim.txt", config=config, check=False)
-    assert_stopped(
-        proc,
-        r"ERROR: config key 'latent_dim' is 40 but the data allow at most \d+ principal components",
-    )
-    for output in ("pca.p", "latent_dim.txt", "variance.tsv"):  # rule fit_pca's outputs
-        assert not (tmp_path / "results" / "pca" / output).exists(), output
-    assert not leftovers(tmp_path)
-
-
-def test_target_in_ms_without_a_frame_rate(small_run, tmp_path):
-    workdir, _, _ = small_run
-
-    def no_fps(table, _):
-        table["fps"] = ""
-        return table
-
-    config = variant(workdir, tmp_path, {"kappa_search": {"enabled": True, "num_iters": 2}}, table_edit=no_fps)
-    target = "results/search/arhmm/round0/decision.tsv"
-    proc = snakemake(tmp_path, "--", target, config=config, check=False)
-    assert_stopped(
-        proc,
-        r"ERROR: config key 'kappa_search\.target_duration_ms' is in milliseconds but the "
-        r"training sessions' frame rate is unknown: give fps in the sessions table or config key 'fps'",
-    )
-    assert not (tmp_path / target).exists()
-    assert not leftovers(tmp_path)
+    snakemake(tmp_path, "--resources", "gpu=2", config=config)
+    assert (tmp_path / "results" / "summary.txt").exists()
+    assert {p: (sha256(p), p.stat().st_mtime_ns) for p in raw} == before
 
 
 # ---------------------------------------------------------------- the sessions CLI
