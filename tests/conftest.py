@@ -72,6 +72,19 @@ def dry_run_jobs(workdir: Path, config: Path, *args) -> dict[str, int]:
     return job_counts(proc.stdout + proc.stderr)
 
 
+def tiny_keypoints(out: Path, n_sessions: int = 2, n_frames: int = 300):
+    """Small demo sessions loaded as keypoint-moseq takes them: coordinates, confidences,
+    bodyparts (for fits on the CPU in seconds, outside Snakemake)."""
+    from kpms_flow.demo import generate_demo
+    from kpms_flow.formats import load_session
+
+    table = generate_demo(out, n_sessions=n_sessions, n_frames=n_frames, n_heldout=0)
+    coordinates, confidences = {}, {}
+    for row in table.itertuples():
+        kp = load_session(row.path, "deeplabcut", row.session)
+        coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
+    return coordinates, confidences, list(kp.bodyparts)
+
 @pytest.fixture(scope="session")
 def demo_reference(tmp_path_factory) -> Path:
     """One complete, uninterrupted demo run (tiny iterations) shared by the workflow tests.

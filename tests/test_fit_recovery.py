@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE, copy_run, snakemake
+from conftest import ROOT, SNAKEMAKE, copy_run, snakemake, tiny_keypoints
 
 WORK = "results/fits/full_model/work"
 LOG = "results/logs/fit_full_model.log"
@@ -254,24 +254,17 @@ def tiny_data(tmp_path_factory):
     import jax
 
     from kpms_flow.config import kpms_config
-    from kpms_flow.demo import generate_demo
-    from kpms_flow.formats import load_session
 
     jax.config.update("jax_compilation_cache_dir", str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    out = tmp_path_factory.mktemp("tiny")
-    table = generate_demo(out, n_sessions=2, n_frames=300, n_heldout=0)
-    coordinates, confidences = {}, {}
-    for row in table.itertuples():
-        kp = load_session(row.path, "deeplabcut", row.session)
-        coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
+    coordinates, confidences, bodyparts = tiny_keypoints(tmp_path_factory.mktemp("tiny"))
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     config = {key: spec["default"] for key, spec in schema["properties"].items() if "default" in spec}
     for section in ("ar_hypparams", "trans_hypparams", "obs_hypparams", "cen_hypparams", "error_estimator"):
         config[section] = {k: v["default"] for k, v in schema["properties"][section]["properties"].items()}
     config.update(anterior_bodyparts=["nose"], posterior_bodyparts=["tailbase"])
     config["trans_hypparams"]["num_states"] = 10
-    kcfg = kpms_config(config, kp.bodyparts, latent_dim=3)
+    kcfg = kpms_config(config, bodyparts, latent_dim=3)
     data, metadata = kpms.format_data(coordinates, confidences, **kcfg)
     pca = kpms.fit_pca(**data, **kcfg)
     return data, metadata, pca, kcfg

@@ -5,6 +5,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import tiny_keypoints
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
@@ -12,16 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 def tiny_model(tmp_path_factory):
     import keypoint_moseq as kpms
 
-    from kpms_flow.demo import generate_demo
-    from kpms_flow.formats import load_session
-
-    out = tmp_path_factory.mktemp("tiny")
-    table = generate_demo(out, n_sessions=2, n_frames=300, n_heldout=0)
-    coordinates, confidences = {}, {}
-    for row in table.itertuples():
-        kp = load_session(row.path, "deeplabcut", row.session)
-        coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
-    bodyparts = kp.bodyparts
+    coordinates, confidences, bodyparts = tiny_keypoints(tmp_path_factory.mktemp("tiny"))
     config = dict(bodyparts=bodyparts, use_bodyparts=bodyparts)
     data, _ = kpms.format_data(coordinates, confidences, **config)
     pca = kpms.fit_pca(**data, anterior_idxs=np.array([0]), posterior_idxs=np.array([6]))
