@@ -48,8 +48,7 @@ if "chosen" in inp.keys():
 else:
     latent_dim = int(Path(inp.latent_dim).read_text())
 memory = plan_for_job(data["mask"].size, latent_dim, snakemake.config.get("gpu_memory_gb"), log)  # noqa: F821
-spec.parallel_message_passing = memory.parallel_message_passing
-spec.mixed_map_iters = memory.mixed_map_iters
+spec.use_memory_plan(memory)
 if "chosen" in inp.keys():
     log.info("AR-HMM: continuing the chosen probe (kappa %g) to %d iterations", chosen["kappa"], p.num_iters)
     run_fit(spec, data, metadata, None)

@@ -58,8 +58,7 @@ memory = plan_for_job(
     snakemake.config.get("gpu_memory_gb"),  # noqa: F821
     log,
 )
-spec.parallel_message_passing = memory.parallel_message_passing
-spec.mixed_map_iters = memory.mixed_map_iters
+spec.use_memory_plan(memory)
 if start_from is not None:
     log.info("full model: continuing the chosen probe (kappa %g) to iteration %d", chosen["kappa"], spec.num_iters)
     run_fit(spec, data, metadata, None)

@@ -60,8 +60,7 @@ spec = FitSpec(
     **nan_retry_settings(snakemake.config),  # noqa: F821
 )
 memory = plan_for_job(data["mask"].size, latent_dim, snakemake.config.get("gpu_memory_gb"), log)  # noqa: F821
-spec.parallel_message_passing = memory.parallel_message_passing
-spec.mixed_map_iters = memory.mixed_map_iters
+spec.use_memory_plan(memory)
 log.info("%s probe round %s #%s: kappa %.4g, %d iterations", w.stage, w.round, w.probe, kappa, p.num_iters)
 model = run_fit(spec, data, metadata, start)
 metrics = probe_metrics(model, data, fps)

@@ -80,3 +80,12 @@ def test_frame_counts_read_from_file_shapes(tmp_path):
     assert resources.padded_frames(data) == 3072
     assert resources.session_frames(clean) == 777
     assert resources.padded_frames(tmp_path / "missing.h5") is None
+
+
+def test_a_fit_takes_the_memory_plan(tmp_path):
+    from kpms_flow.model import FitSpec
+
+    spec = FitSpec(work_dir=tmp_path, output=tmp_path / "c.h5", num_iters=5, ar_only=False, fingerprint="x")
+    assert (spec.parallel_message_passing, spec.mixed_map_iters) == (None, 1)
+    spec.use_memory_plan(plan_fit_memory(10_000_000, 8, 16_000, on_gpu=True))
+    assert (spec.parallel_message_passing, spec.mixed_map_iters) == (False, 11)

@@ -185,6 +185,11 @@ class FitSpec:
     nan_retries: int = 0
     jitter_factor: float = 10.0
 
+    def use_memory_plan(self, plan) -> None:
+        """Take a :class:`kpms_flow.resources.MemoryPlan`'s settings for this fit."""
+        self.parallel_message_passing = plan.parallel_message_passing
+        self.mixed_map_iters = plan.mixed_map_iters
+
 
 def nan_retry_settings(config) -> dict:
     """FitSpec's NaN-retry fields from the config's ``nan_retry`` section."""
