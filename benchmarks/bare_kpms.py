@@ -29,8 +29,8 @@ pipeline documents, so that the two can be compared label for label:
 Two things are not keypoint-moseq's but this machine's, and the pipeline sets them the
 same way (kpms_flow.runtime.configure_jax): the JAX persistent compilation cache
 ($KPMS_FLOW_JAX_CACHE, default .snakemake/kpms-flow-jax-cache; empty disables), and the
-sweep re-typing work-around for jax-moseq 0.3.7 (kpms_flow.jax_fixes; it changes no number,
-see tests/test_jax_fixes.py, but without it a full-model sweep recompiles for ~25 s).
+sweep re-typing work-around for jax-moseq 0.3.7 (kpms_flow.kpms_patches; it changes no number,
+see tests/test_kpms_patches.py, but without it a full-model sweep recompiles for ~25 s).
 ``--no-retyping-fix`` turns the latter off.
 """
 
@@ -58,9 +58,9 @@ def setup_jax(cache: str | None, retyping_fix: bool = True) -> None:
 
     if retyping_fix:
         sys.path.insert(0, str(ROOT / "scripts"))
-        from kpms_flow.jax_fixes import stabilise_sweep_types
+        from kpms_flow.kpms_patches import install_sweep_wrappers
 
-        stabilise_sweep_types()
+        install_sweep_wrappers()
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).resolve()))

@@ -42,7 +42,7 @@ def child(args) -> None:
     from kpms_flow.config import kpms_config
     from kpms_flow.demo import BODYPARTS, generate_demo
     from kpms_flow.formats import load_session
-    from kpms_flow.model import init_arhmm
+    from kpms_flow.fitting import init_arhmm
     from kpms_flow.watchdog import beat, install_heartbeat
 
     progress = Path(args.progress)

@@ -18,7 +18,7 @@ search for a median syllable duration of 300-400 ms runs twice over log10 kappa 
 Every probe is one fresh AR-HMM fit of --iters iterations (ar_only, as rule probe_kappa:
 ``fit_model(num_iters=25, start_iter=0)``), seed 0, so a kappa always gives the same fit;
 fits are cached by kappa within a dataset. The median duration is
-kpms_flow.search.probe_metrics's. "rounds" counts serial steps of wall-clock time: a
+kpms_flow.fitting.fit_metrics's. "rounds" counts serial steps of wall-clock time: a
 bisection waits for each fit, a parallel round runs its probes at once (one job each).
 
 Datasets:
@@ -161,8 +161,8 @@ class Prober:
     def __call__(self, log10_kappa: float) -> dict:
         import keypoint_moseq as kpms
 
-        from kpms_flow.model import init_arhmm
-        from kpms_flow.search import probe_metrics
+        from kpms_flow.fitting import init_arhmm
+        from kpms_flow.fitting import fit_metrics as probe_metrics
 
         key = round(float(log10_kappa), 12)
         if key in self.cache:

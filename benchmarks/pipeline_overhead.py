@@ -105,7 +105,7 @@ def labels_identical(workdir: Path, bare_project: Path, table: pd.DataFrame) -> 
         for row in table.itertuples():
             name = Path(row.path).stem
             source = (
-                workdir / "results/model/results.h5"
+                workdir / "results/extract/results.h5"
                 if str(row.train) == "true"
                 else workdir / f"results/apply/{row.session}.h5"
             )

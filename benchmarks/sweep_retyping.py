@@ -1,4 +1,4 @@
-"""Full-model sweep time with and without kpms_flow.jax_fixes (re-typing the state).
+"""Full-model sweep time with and without kpms_flow.kpms_patches (re-typing the state).
 
     .venv/bin/python benchmarks/sweep_retyping.py [--frames 600] [--sweeps 4]
 
@@ -27,8 +27,8 @@ from jax_moseq.models import keypoint_slds
 from kpms_flow.demo import generate_demo
 from kpms_flow.formats import load_session
 if {patched}:
-    from kpms_flow.jax_fixes import stabilise_sweep_types
-    stabilise_sweep_types()
+    from kpms_flow.kpms_patches import install_sweep_wrappers
+    install_sweep_wrappers()
 table = generate_demo({out!r}, n_sessions=1, n_frames={frames}, n_heldout=0)
 kp = load_session(table.path[0], "deeplabcut", "s")
 data, _ = kpms.format_data({{"s": kp.coordinates}}, {{"s": kp.confidences}}, bodyparts=kp.bodyparts, use_bodyparts=kp.bodyparts)

@@ -4,13 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax
-from kpms_flow.watchdog import supervise
+from kpms_flow.runtime import start_jax_job
 
-# The work runs in a child process, restarted by a watchdog when it stops making progress
-# (settings read from the config, not params: changing them must not rerun the job).
-log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="apply_model")  # noqa: F821
-configure_jax(snakemake.threads)  # noqa: F821
+log, settings = start_jax_job(snakemake)  # noqa: F821
 
 from kpms_flow.config import kpms_config
 from kpms_flow.keypoints import read_session
@@ -24,7 +20,7 @@ kp = read_session(inp.clean)
 memory = plan_for_job(
     kp.n_frames,
     checkpoint_latent_dim(inp.checkpoint),
-    snakemake.config.get("gpu_memory_gb"),  # noqa: F821
+    settings.gpu_memory_gb,
     log,
 )
 apply_to_session(inp.checkpoint, kp, kpms_config(p.model, bodyparts), p.num_iters, out[0], memory)

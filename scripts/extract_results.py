@@ -8,19 +8,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax
-from kpms_flow.watchdog import supervise
+from kpms_flow.runtime import start_jax_job
 
-# The work runs in a child process, restarted by a watchdog when it stops making progress
-# (settings read from the config, not params: changing them must not rerun the job).
-log = supervise(snakemake.log[0], snakemake.config.get("watchdog"), what="extract_results")  # noqa: F821
-configure_jax(snakemake.threads)  # noqa: F821
+log, _ = start_jax_job(snakemake)  # noqa: F821
 
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from keypoint_moseq.io import load_hdf5, save_hdf5
+from keypoint_moseq.io import save_hdf5
 
 from kpms_flow.atomic import atomic_path
 from kpms_flow.config import kpms_config
@@ -32,7 +28,7 @@ inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 bodyparts, _, _ = read_training_attrs(inp.data)
 kcfg = kpms_config(p.model, bodyparts)
 training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
-excluded = training.loc[~training["used_for_training"].astype(bool), "session"].tolist()
+excluded = training.loc[~training["used_for_training"], "session"].tolist()
 clean = {read_session(path).session: path for path in inp.clean}
 
 with tempfile.TemporaryDirectory(prefix="kpms_flow_extract_") as scratch:

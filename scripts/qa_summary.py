@@ -11,11 +11,10 @@ from kpms_flow.qa import qa_summary
 from kpms_flow.runtime import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821
-p = snakemake.params  # noqa: F821
+inp, p = snakemake.input, snakemake.params  # noqa: F821
 
-rows = pd.concat([pd.read_csv(path, sep="\t") for path in snakemake.input], ignore_index=True)  # noqa: F821
-table = qa_summary(rows, p.train, p.thresholds)
+rows = pd.concat([pd.read_csv(path, sep="\t") for path in inp.qa], ignore_index=True)
+training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
+table = qa_summary(rows, p.train, p.thresholds, training)
 write_table(snakemake.output[0], table)  # noqa: F821
-for _, row in table[table["train_requested"] & ~table["passes_qa"]].iterrows():
-    log.warning("session %s excluded from training: %s", row["session"], row["exclusion_reason"])
 log.info("%d sessions, %d used for training", len(table), int(table["used_for_training"].sum()))

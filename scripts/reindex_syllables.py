@@ -4,10 +4,9 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.runtime import configure_jax, log_to
+from kpms_flow.runtime import start_jax_job
 
-log = log_to(snakemake.log[0])  # noqa: F821
-configure_jax(1)
+log, _ = start_jax_job(snakemake, watched=False)  # noqa: F821
 
 from kpms_flow.model import reindexed_copy
 

@@ -388,25 +388,25 @@ def add_session_without(bodypart: str):
 
 def test_bodyparts_that_differ_between_sessions_stop_format_data(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, table_edit=add_session_without("hips"))
-    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    proc = snakemake(tmp_path, "--", "results/data/data.h5", config=config, check=False)
     assert_stopped(
         proc,
         r"ERROR: demo/data/extra/demo_06\.h5: bodyparts differ from demo/data/pose/demo_01\S*\.h5: "
         r"missing \['hips'\], extra \[\]",
     )
-    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not (tmp_path / "results" / "data" / "data.h5").exists()
     assert not leftovers(tmp_path)
 
 
 def test_no_training_session_left_after_qa(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, {"qa": {"max_nan_fraction": 0.0}})
-    proc = snakemake(tmp_path, "--", "results/model/data.h5", config=config, check=False)
+    proc = snakemake(tmp_path, "--", "results/data/data.h5", config=config, check=False)
     assert_stopped(
         proc,
         r"ERROR: no training session passes QA \(config key 'qa'\): demo_01: nan_fraction "
         r"0\.\d+ > max_nan_fraction 0\.0; demo_02: nan_fraction",
     )
-    assert not (tmp_path / "results" / "model" / "data.h5").exists()
+    assert not (tmp_path / "results" / "data" / "data.h5").exists()
     assert not leftovers(tmp_path)
 
 

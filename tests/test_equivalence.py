@@ -86,7 +86,7 @@ def true_states(workdir, session) -> np.ndarray:
 def test_syllables_equal_bare_keypoint_moseq(runs):
     workdir, project = runs
     with (
-        h5py.File(workdir / "results/model/results.h5") as ours,
+        h5py.File(workdir / "results/extract/results.h5") as ours,
         h5py.File(project / "model" / "results.h5") as bare,
     ):
         assert sorted(ours) == TRAIN

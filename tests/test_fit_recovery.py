@@ -57,7 +57,7 @@ def start(workdir: Path, config: Path) -> subprocess.Popen:
 
 
 def recorded(workdir: Path) -> list[int]:
-    from kpms_flow.model import recorded_iterations
+    from kpms_flow.kpms_patches import recorded_iterations
 
     return recorded_iterations(workdir / WORK)
 
@@ -201,11 +201,11 @@ WRITER = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, {scripts!r})
     from keypoint_moseq import fitting
-    from kpms_flow.model import _recorded_saves
+    from kpms_flow.kpms_patches import recorded_saves
 
     work = Path({work!r})
     big = {{"states": {{"x": np.random.rand(2000, 4000)}}, "seed": np.arange(2)}}
-    with _recorded_saves(work):
+    with recorded_saves(work):
         fitting.save_hdf5(str(work / "checkpoint.h5"), {{"model_snapshots": {{"0": big}}, "data": {{"Y": np.zeros(3)}}}})
         for iteration in range(1, 100):
             fitting.save_hdf5(str(work / "checkpoint.h5"), big, f"model_snapshots/{{iteration}}", exist_ok=True)
@@ -215,7 +215,7 @@ WRITER = textwrap.dedent(
 
 def test_snapshot_cut_short_by_a_kill_is_not_trusted(tmp_path):
     """keypoint-moseq writes snapshots into its checkpoint in place; kill it mid-write."""
-    from kpms_flow.model import recorded_iterations, saved_iterations, trusted_iterations
+    from kpms_flow.fitting import recorded_iterations, saved_iterations, trusted_iterations
 
     work = tmp_path / "work"
     work.mkdir()
@@ -275,7 +275,7 @@ def test_nans_are_retried_with_larger_jitter_then_fail_clearly(tiny_data, tmp_pa
     (real NaNs; keypoint-moseq only warns). AR-HMM sweeps take no jitter and are not retried:
     no hyperparameter we tried (S_0_scale 1e-300..1e30, K_0_scale 1e30, kappa 1e300) gave
     AR-HMM NaNs, so that branch has no test of its own."""
-    from kpms_flow.model import FitSpec, NumericalError, init_arhmm, run_fit
+    from kpms_flow.fitting import FitSpec, NumericalError, init_arhmm, run_fit
 
     data, metadata, pca, kcfg = tiny_data
     kcfg = dict(kcfg, cen_hypparams={"sigmasq_loc": 1e-30})

@@ -32,8 +32,8 @@ ITEMS = {
         for path in (f"search/{stage}/trace.png", f"search/{stage}/trace.tsv",
                      f"report/search/{stage}/trace.html")
     },
-    "results/fits/arhmm/progress.png": "Model fitting",
-    "results/fits/full_model/progress.png": "Model fitting",
+    "results/figures/progress_arhmm.png": "Model fitting",
+    "results/figures/progress_full_model.png": "Model fitting",
     "results/figures/syllable_frequencies.png": "Syllables",
     "results/figures/syllable_durations.png": "Syllables",
     "results/figures/trajectories/all_syllables.png": "Syllables",
@@ -129,7 +129,7 @@ def test_durations_are_in_ms_and_match_the_summary(run):
     # check the figure's source instead, the results keypoint-moseq plotted).
     from kpms_flow.plots import duration_figure, load_results
 
-    fig = duration_figure(load_results([run / "results/model/results.h5"]), summary["fps"])
+    fig = duration_figure(load_results([run / "results/extract/results.h5"]), summary["fps"])
     ax = fig.axes[0]
     assert ax.get_xlabel() == "syllable duration (ms)"
     assert f"{summary['median_duration_ms']:.0f} ms" in ax.get_title()

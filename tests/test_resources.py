@@ -82,8 +82,26 @@ def test_frame_counts_read_from_file_shapes(tmp_path):
     assert resources.padded_frames(tmp_path / "missing.h5") is None
 
 
+def test_resource_functions_never_fail_a_dag_on_unfinished_files(tmp_path):
+    """Placeholders (a dry run's 'complete' state), foreign files and absent inputs (a fit
+    whose input is still a pending search checkpoint) mean "unknown", not an exception."""
+    placeholder = tmp_path / "latent_dim.txt"
+    placeholder.write_text("placeholder")
+    not_hdf5 = tmp_path / "data.h5"
+    not_hdf5.write_text("placeholder")
+    assert resources.planned_latent_dim(placeholder) == resources.UNKNOWN_LATENT_DIM
+    assert resources.planned_latent_dim(None) == resources.UNKNOWN_LATENT_DIM
+    assert resources.padded_frames(not_hdf5) is None
+    assert resources.padded_frames(None) is None
+    assert resources.session_frames(not_hdf5) is None
+    assert resources.checkpoint_latent_dim_or_none(not_hdf5) == resources.UNKNOWN_LATENT_DIM
+    placeholder.write_text("7\n")
+    assert resources.planned_latent_dim(placeholder) == 7
+    assert resources.host_mem_mb(None, resources.planned_latent_dim(None)) == resources.BASE_MEM_MB
+
+
 def test_a_fit_takes_the_memory_plan(tmp_path):
-    from kpms_flow.model import FitSpec
+    from kpms_flow.fitting import FitSpec
 
     spec = FitSpec(work_dir=tmp_path, output=tmp_path / "c.h5", num_iters=5, ar_only=False, fingerprint="x")
     assert (spec.parallel_message_passing, spec.mixed_map_iters) == (None, 1)

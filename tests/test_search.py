@@ -71,6 +71,27 @@ def crossing(curve, lo=BOUNDS[0] - 5, hi=BOUNDS[1] + 5) -> float:
     return (lo + hi) / 2
 
 
+def test_search_outcome_reads_each_kind_of_decision_file(tmp_path):
+    """The one reader of decision files serves the workflow's input functions and scripts."""
+    from kpms_flow.search import search_outcome
+
+    rows = [probe_row(1, 0, 1e5, 3.0), probe_row(1, 1, 1e8, 9.5)]
+    cases = {
+        "continue": first_round(BOUNDS, WINDOW, 4),
+        "converged": decide(pd.DataFrame(rows), WINDOW, 1, MAX_ROUNDS, BOUNDS, N_PROBES),
+        "exhausted": decide(pd.DataFrame(rows[:1]), WINDOW, 2, 2, BOUNDS, 2),
+    }
+    for status, table in cases.items():
+        path = tmp_path / f"{status}.tsv"
+        table.to_csv(path, sep="\t", index=False)
+        outcome = search_outcome(path)
+        assert outcome.status == status
+        assert outcome.finished == (status != "continue")
+    assert (search_outcome(tmp_path / "converged.tsv").chosen_round,
+            search_outcome(tmp_path / "converged.tsv").chosen_probe) == (1, 1)
+    assert search_outcome(tmp_path / "exhausted.tsv").chosen_probe == 0
+
+
 # ---------------------------------------------------------------- whole searches
 def probe_row(round_, probe, kappa, duration) -> dict:
     return {
@@ -314,6 +335,27 @@ def test_decide_exhausted_picks_the_nearest_probe():
     decision = decide(pd.DataFrame(rows), WINDOW, 1, 2, BOUNDS, 2)
     assert list(decision["status"]) == ["continue", "continue"]
     assert all(8 <= math.log10(k) <= 10 for k in decision["kappa"])
+
+
+def test_search_outcome_reads_each_kind_of_decision_file(tmp_path):
+    """The one reader of decision files serves the workflow's input functions and scripts."""
+    from kpms_flow.search import search_outcome
+
+    rows = [probe_row(1, 0, 1e5, 3.0), probe_row(1, 1, 1e8, 9.5)]
+    cases = {
+        "continue": first_round(BOUNDS, WINDOW, 4),
+        "converged": decide(pd.DataFrame(rows), WINDOW, 1, MAX_ROUNDS, BOUNDS, N_PROBES),
+        "exhausted": decide(pd.DataFrame(rows[:1]), WINDOW, 2, 2, BOUNDS, 2),
+    }
+    for status, table in cases.items():
+        path = tmp_path / f"{status}.tsv"
+        table.to_csv(path, sep="\t", index=False)
+        outcome = search_outcome(path)
+        assert outcome.status == status
+        assert outcome.finished == (status != "continue")
+    assert (search_outcome(tmp_path / "converged.tsv").chosen_round,
+            search_outcome(tmp_path / "converged.tsv").chosen_probe) == (1, 1)
+    assert search_outcome(tmp_path / "exhausted.tsv").chosen_probe == 0
 
 
 # ---------------------------------------------------------------- whole searches

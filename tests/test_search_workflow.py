@@ -85,11 +85,9 @@ def test_killed_search_resumes_without_rerunning_probes(tmp_path, demo_reference
         pd.testing.assert_frame_equal(
             pd.read_csv(tmp_path / "results" / "syllables" / csv.name), pd.read_csv(csv)
         )
-    # Not-chosen probes' checkpoints are removed once the stage is decided.
-    trace = pd.read_csv(tmp_path / "results" / "search" / "arhmm" / "trace.tsv", sep="\t")
-    for row in trace.itertuples():
-        checkpoint = tmp_path / "results/search/arhmm" / f"round{row.round}" / f"probe{row.probe}" / "checkpoint.h5"
-        assert checkpoint.exists() == bool(row.chosen)
+    # Probe checkpoints are temporary outputs: Snakemake deleted each once nothing needed it
+    # (the chosen ones after their stage's final fit had taken them as input).
+    assert not list((tmp_path / "results" / "search").glob("*/round*/probe*/checkpoint.h5"))
     # Nothing left to do (the probe Snakemake did not see finish stays marked incomplete in
     # its metadata: the profiles' ignore-incomplete, or --cleanup-metadata, accepts it).
     assert dry_run_jobs(tmp_path, config, "--ignore-incomplete") == {}
@@ -111,3 +109,24 @@ def test_search_outputs(demo_reference):
     full = pd.read_csv(demo_reference / "results/search/full_model/trace.tsv", sep="\t")
     # Full-model probes search below (and up to) the AR-HMM's kappa.
     assert (full["kappa"] <= arhmm["kappa"] * 1.0001).all()
+
+
+def test_final_fits_take_the_chosen_probe_checkpoint_as_a_declared_input(demo_reference, tmp_path):
+    """The hand-off from a search to its final fit is an input Snakemake knows (recorded in
+    its metadata), not a path written inside chosen.tsv; the probe checkpoints were
+    temporary and are gone once the final fits ran."""
+    proc = snakemake(demo_reference, "--detailed-summary", "--configfile",
+                     str(demo_reference / "config" / "test.yaml"))
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    header = rows[0]
+    by_output = {row[0]: dict(zip(header, row)) for row in rows[1:] if len(row) == len(header)}
+    for stage in ("arhmm", "full_model"):
+        chosen = pd.read_csv(demo_reference / "results/search" / stage / "chosen.tsv", sep="\t").iloc[0]
+        assert "checkpoint" not in chosen.index
+        probe = f"results/search/{stage}/round{chosen['round']}/probe{chosen['probe']}/checkpoint.h5"
+        fit = by_output[f"results/fits/{stage}/checkpoint.h5"]
+        assert probe in fit["input-file(s)"].split(","), fit
+        assert not (demo_reference / probe).exists()
+        metrics = pd.read_csv(demo_reference / "results/fits" / stage / "metrics.tsv", sep="\t").iloc[0]
+        assert metrics["kappa"] == pytest.approx(chosen["kappa"])
+        assert metrics["median_duration_frames"] > 0

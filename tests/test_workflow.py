@@ -81,7 +81,7 @@ def test_syllable_zero_is_most_frequent(demo_run):
 
 def test_results_h5_holds_training_sessions_and_fitted_checkpoint_untouched(demo_run):
     workdir, _, _ = demo_run
-    with h5py.File(workdir / "results" / "model" / "results.h5") as f:
+    with h5py.File(workdir / "results" / "extract" / "results.h5") as f:
         assert sorted(f) == TRAIN
         assert f["demo_01"]["syllable"].shape == (1800,)
     with h5py.File(workdir / "results" / "fits" / "full_model" / "checkpoint.h5") as fitted, \

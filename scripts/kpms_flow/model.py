@@ -1,26 +1,17 @@
-"""Model stages through keypoint-moseq's documented API: format_data, fit_pca,
-init_model, fit_model, reindexing, extract_results and apply_model.
-
-Checkpoints of running fits live in a work folder beside the declared output, tagged
-with a fingerprint of what the fit depends on; a killed fit resumes from its last saved
-iteration and the finished checkpoint is moved onto the output in one rename.
+"""Model stages around the fits, through keypoint-moseq's documented API: the training
+data (format_data), PCA, reindexing, extract_results and apply_model. The fits themselves
+are in :mod:`kpms_flow.fitting`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import os
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, save_figure, write_table, write_text
+from .atomic import atomic_path, save_figure, write_table
 from .keypoints import InputError, read_session
 
 log = logging.getLogger("kpms_flow")
@@ -43,7 +34,7 @@ def load_training_sessions(clean_paths: dict[str, str], bodyparts_order=None):
         if set(names) != set(bodyparts) or len(names) != len(bodyparts):
             missing = [b for b in bodyparts if b not in names]
             extra = [b for b in names if b not in bodyparts]
-            reference = f"the config's bodyparts" if first_path is None else first_path
+            reference = "the config's bodyparts" if first_path is None else first_path
             raise InputError(
                 f"{kp.source_path}: bodyparts differ from {reference}: missing {missing}, "
                 f"extra {extra}. All sessions in one model must track the same bodyparts."
@@ -140,327 +131,6 @@ def plot_pca(pca, kcfg, scree_path, pcs_path, dpi=100) -> None:
     save_figure(pcs_path, plt.gcf(), dpi=dpi)
 
 
-# ---------------------------------------------------------------- fitting
-def fingerprint(*parts) -> str:
-    """A short hash of what a fit depends on (inputs' identity, settings)."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, (str, os.PathLike)) and Path(part).exists():
-            stat = Path(part).stat()
-            part = f"{Path(part).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        digest.update(json.dumps(part, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def saved_iterations(checkpoint_path) -> list[int]:
-    import h5py
-
-    try:
-        with h5py.File(checkpoint_path, "r") as f:
-            return sorted(int(k) for k in f["model_snapshots"])
-    except (OSError, KeyError):
-        # A checkpoint cut short by a kill is not trusted.
-        return []
-
-
-@dataclass
-class FitSpec:
-    """One fitting stage: where it works, what it runs, and what it depends on."""
-
-    work_dir: Path
-    output: Path
-    num_iters: int  # the last iteration (keypoint-moseq runs start_iter..num_iters)
-    ar_only: bool
-    fingerprint: str
-    save_every_n_iters: int = 25
-    jitter: float = 1e-3
-    fps: float | None = None
-    start_from: Path | None = None  # a finished checkpoint to continue (a chosen probe)
-    # GPU memory plan (kpms_flow.resources.plan_fit_memory): None keeps keypoint-moseq's
-    # default (True on GPU, False on CPU); mixed_map_iters splits each sweep's batch.
-    parallel_message_passing: bool | None = None
-    mixed_map_iters: int = 1
-    # NaNs stop a keypoint-moseq fit with a warning only: continue from the last saved
-    # iteration with jitter x jitter_factor, at most nan_retries times (config 'nan_retry').
-    nan_retries: int = 0
-    jitter_factor: float = 10.0
-
-    def use_memory_plan(self, plan) -> None:
-        """Take a :class:`kpms_flow.resources.MemoryPlan`'s settings for this fit."""
-        self.parallel_message_passing = plan.parallel_message_passing
-        self.mixed_map_iters = plan.mixed_map_iters
-
-
-def nan_retry_settings(config) -> dict:
-    """FitSpec's NaN-retry fields from the config's ``nan_retry`` section."""
-    section = config.get("nan_retry") or {}
-    return {
-        "nan_retries": int(section.get("max_retries", 0)),
-        "jitter_factor": float(section.get("jitter_factor", 10.0)),
-    }
-
-
-class NumericalError(RuntimeError):
-    """A fit stopped on NaNs, also after the configured retries with larger jitter."""
-
-
-# Files of a fit's work folder besides keypoint-moseq's checkpoint.h5 (written atomically):
-# the snapshots whose save finished, and the NaN retries made so far.
-_SAVED = "saved_iterations.json"
-_RETRIES = "nan_retries.json"
-
-
-@contextlib.contextmanager
-def _recorded_saves(work: Path):
-    """Record each snapshot keypoint-moseq saves into ``work/checkpoint.h5`` once written.
-
-    fit_model appends snapshots to the HDF5 file in place; a kill during that write must not
-    leave a snapshot that a rerun trusts. Only snapshots listed in ``saved_iterations.json``
-    (written after each save returned) are resumed from. The progress figure is saved
-    atomically too.
-    """
-    from keypoint_moseq import fitting
-
-    checkpoint = str(work / "checkpoint.h5")
-    save_hdf5, plot_progress = fitting.save_hdf5, fitting.plot_progress
-
-    def recording_save(filepath, save_dict, datapath=None, *args, **kwargs):
-        save_hdf5(filepath, save_dict, datapath, *args, **kwargs)
-        if os.path.abspath(filepath) != os.path.abspath(checkpoint):
-            return
-        if datapath is None:
-            new = [int(k) for k in save_dict.get("model_snapshots", {})]
-        elif datapath.startswith("model_snapshots/"):
-            new = [int(datapath.split("/")[1])]
-        else:
-            new = []
-        _record_saved(work, new)
-
-    def atomic_progress_plot(*args, savefig=True, **kwargs):
-        import matplotlib.pyplot as plt
-
-        fig, axs = plot_progress(*args, savefig=False, **kwargs)
-        if savefig:
-            save_figure(work / "fitting_progress.pdf", fig)
-        else:
-            plt.close(fig)
-        return fig, axs
-
-    fitting.save_hdf5, fitting.plot_progress = recording_save, atomic_progress_plot
-    try:
-        yield
-    finally:
-        fitting.save_hdf5, fitting.plot_progress = save_hdf5, plot_progress
-
-
-def _record_saved(work: Path, iterations) -> None:
-    write_text(work / _SAVED, json.dumps(sorted(set(recorded_iterations(work)) | set(iterations))))
-
-
-def recorded_iterations(work) -> list[int]:
-    """Snapshots of a work folder's checkpoint whose save finished."""
-    try:
-        return sorted(int(i) for i in json.loads((Path(work) / _SAVED).read_text()))
-    except (OSError, ValueError):
-        return []
-
-
-def trusted_iterations(work) -> list[int]:
-    """Snapshots a resumed fit may start from: saved completely and present in the file."""
-    work = Path(work)
-    checkpoint = work / "checkpoint.h5"
-    if not checkpoint.exists():
-        return []
-    present = set(saved_iterations(checkpoint))
-    return [i for i in recorded_iterations(work) if i in present]
-
-
-def _drop_snapshots(checkpoint: Path, keep) -> None:
-    """Delete snapshots not in ``keep`` (half-written ones), so keypoint-moseq can save them."""
-    import h5py
-
-    drop = [i for i in saved_iterations(checkpoint) if i not in keep]
-    if not drop:
-        return
-    log.warning("dropping snapshots %s of %s: their saves never finished", drop, checkpoint)
-    with h5py.File(checkpoint, "a") as f:
-        for iteration in drop:
-            del f["model_snapshots"][str(iteration)]
-
-
-def _resume_point(checkpoint: Path, trusted: list[int]):
-    """The model at the last snapshot that loads, and the iteration to continue at."""
-    import keypoint_moseq as kpms
-
-    for i, iteration in reversed(list(enumerate(trusted))):
-        try:
-            model, _, _, last = kpms.load_checkpoint(path=str(checkpoint), iteration=iteration)
-        except Exception as error:  # noqa: BLE001 - any unreadable snapshot is skipped
-            log.warning("snapshot %d of %s cannot be read (%s); trying the one before", iteration, checkpoint, error)
-            continue
-        # The first snapshot is the state before its sweep (fit_model saves the starting
-        # model); later ones are states after theirs, so resume at the next iteration.
-        start_iter = int(last) if i == 0 else int(last) + 1
-        return model, start_iter, trusted[: i + 1]
-    return None, None, []
-
-
-def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
-    """Fit (or resume) a stage and publish its checkpoint.
-
-    ``make_initial_model()`` returns ``(model, start_iter)`` for a fresh start. Resuming
-    starts at the saved iteration + 1: starting at the saved iteration, as the
-    keypoint-moseq docs show, replays one sweep (keypoint-moseq-facts.md). A fit that
-    stops on NaNs continues from its last saved iteration with a larger jitter
-    (``spec.nan_retries`` times, then :class:`NumericalError`); the jitter in use is kept
-    in the work folder, so a killed retry resumes with it.
-    """
-    import keypoint_moseq as kpms
-
-    from .watchdog import beat, install_heartbeat
-
-    install_heartbeat()
-    if spec.mixed_map_iters > 1:
-        # Must be set before anything is compiled (keypoint-moseq FAQ).
-        from jax_moseq.utils import set_mixed_map_iters
-
-        set_mixed_map_iters(spec.mixed_map_iters)
-    work = Path(spec.work_dir)
-    stamp = work / "fingerprint.txt"
-    checkpoint = work / "checkpoint.h5"
-    if work.exists() and (not stamp.exists() or stamp.read_text() != spec.fingerprint):
-        log.info("discarding %s: it belongs to other inputs or settings", work)
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    write_text(stamp, spec.fingerprint)
-    trusted = trusted_iterations(work)
-    if checkpoint.exists() and not trusted:
-        log.warning("discarding %s: no snapshot in it was saved completely (killed during a write?)", checkpoint)
-        checkpoint.unlink()
-    if spec.start_from is not None and not checkpoint.exists():
-        # Continue a copy: the probe's own checkpoint stays as it was fitted.
-        with atomic_path(checkpoint) as tmp:
-            shutil.copyfile(spec.start_from, tmp)
-        _record_saved(work, saved_iterations(checkpoint))
-        trusted = trusted_iterations(work)
-
-    retries = json.loads((work / _RETRIES).read_text()) if (work / _RETRIES).exists() else []
-    jitter = retries[-1]["jitter"] if retries else spec.jitter
-    model, start_iter, trusted = _resume_point(checkpoint, trusted) if trusted else (None, None, [])
-    if model is not None:
-        _drop_snapshots(checkpoint, trusted)
-        log.info("resuming %s at iteration %d (saved: %s)", checkpoint, start_iter, trusted)
-    else:
-        if checkpoint.exists():
-            checkpoint.unlink()
-        (work / _SAVED).unlink(missing_ok=True)
-        model, start_iter = make_initial_model()
-        log.info("starting %s at iteration %d", checkpoint, start_iter)
-    beat()
-
-    with _recorded_saves(work):
-        while True:
-            if start_iter <= spec.num_iters:
-                seed_before = np.asarray(model["seed"]).copy()
-                model, _ = kpms.fit_model(
-                    model,
-                    data,
-                    metadata,
-                    project_dir=str(work.parent),
-                    model_name=work.name,
-                    num_iters=spec.num_iters,
-                    start_iter=start_iter,
-                    ar_only=spec.ar_only,
-                    jitter=jitter,
-                    save_every_n_iters=spec.save_every_n_iters,
-                    generate_progress_plots=True,
-                    fps=spec.fps,
-                    parallel_message_passing=spec.parallel_message_passing,
-                )
-                last_saved = trusted_iterations(work)[-1]
-                if (
-                    last_saved < spec.num_iters
-                    and start_iter == spec.num_iters
-                    and not np.array_equal(np.asarray(model["seed"]), seed_before)
-                ):
-                    # keypoint-moseq never saves the sweep at start_iter: with one sweep
-                    # left (a probe continued by one iteration), save it here. The key
-                    # advances each sweep, so an unchanged key means the sweep stopped on
-                    # NaNs and nothing is saved.
-                    from keypoint_moseq import fitting
-
-                    fitting.save_hdf5(
-                        str(checkpoint), model, f"model_snapshots/{spec.num_iters}", exist_ok=True
-                    )
-            last_saved = trusted_iterations(work)[-1]
-            if last_saved == spec.num_iters:
-                break
-            # keypoint-moseq stopped on NaNs (a warning above in the log, no exception).
-            if spec.ar_only or len(retries) >= spec.nan_retries:
-                raise NumericalError(_nan_message(spec, work, last_saved, retries))
-            jitter = float(jitter) * spec.jitter_factor
-            retries.append({"from_iteration": last_saved, "jitter": jitter})
-            write_text(work / _RETRIES, json.dumps(retries))
-            model, start_iter, trusted = _resume_point(checkpoint, trusted_iterations(work))
-            _drop_snapshots(checkpoint, trusted)
-            log.warning(
-                "NaNs after iteration %d: retry %d of %d from iteration %d with jitter %g",
-                last_saved,
-                len(retries),
-                spec.nan_retries,
-                start_iter,
-                jitter,
-            )
-    os.replace(checkpoint, spec.output)
-    plots = work / "plots"
-    if plots.exists():
-        target = Path(spec.output).parent / "progress"
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(plots, target)
-    shutil.rmtree(work)
-    return model
-
-
-def _nan_message(spec: FitSpec, work: Path, last_saved: int, retries) -> str:
-    tried = ", ".join(f"{r['jitter']:g}" for r in retries)
-    if spec.ar_only:
-        advice = "jitter does not enter AR-HMM sweeps, so it was not retried"
-    else:
-        advice = (
-            f"retried {len(retries)} time(s) with jitter {tried} (config key 'nan_retry')"
-            if retries
-            else "no retries configured (config key 'nan_retry.max_retries')"
-        )
-    return (
-        f"fit in {work} stopped on NaNs after iteration {last_saved} of {spec.num_iters} "
-        f"(keypoint-moseq stops with only a warning, see the log above); {advice}. Check the "
-        "QA plots for bad keypoints, and the hyperparameters (ar_hypparams, obs_hypparams, "
-        "cen_hypparams); see docs/troubleshooting.md"
-    )
-
-
-def init_arhmm(data, pca, kcfg, kappa: float, seed: int, fps: float | None):
-    """A fresh model at the AR-HMM kappa (keypoint-moseq's notebook sequence)."""
-    import keypoint_moseq as kpms
-
-    kcfg = dict(kcfg, trans_hypparams=dict(kcfg["trans_hypparams"], kappa=float(kappa)))
-    if kcfg["cen_hypparams"].get("sigmasq_loc") is None:
-        filter_size = int(round(fps)) if fps else 30
-        kcfg["cen_hypparams"] = dict(
-            kcfg["cen_hypparams"],
-            sigmasq_loc=float(kpms.estimate_sigmasq_loc(data["Y"], data["mask"], filter_size)),
-        )
-    return kpms.init_model(data, pca=pca, seed=int(seed), **kcfg)
-
-
-def continue_with_kappa(checkpoint_path, kappa: float):
-    """Last snapshot of a checkpoint with a new kappa, and the iteration to continue at."""
-    import keypoint_moseq as kpms
-
-    model, _, _, iteration = kpms.load_checkpoint(path=str(checkpoint_path))
-    return kpms.update_hypparams(model, kappa=float(kappa)), int(iteration)
-
-
 # ---------------------------------------------------------------- final model
 def reindexed_copy(fitted_checkpoint, output, index_table) -> np.ndarray:
     """Write the last snapshot of a fit, syllables reindexed by frequency, to ``output``.
@@ -503,9 +173,9 @@ def apply_to_session(
     """
     import keypoint_moseq as kpms
 
-    from .watchdog import install_heartbeat
+    from .kpms_patches import install_sweep_wrappers
 
-    install_heartbeat()
+    install_sweep_wrappers()
     model, _, _, _ = kpms.load_checkpoint(path=str(final_checkpoint))
     # The frozen model's own hyperparameters (latent_dim, kappa...) rule, not the config's.
     kcfg = dict(kcfg, **model["hypparams"])

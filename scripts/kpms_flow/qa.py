@@ -93,15 +93,43 @@ def exclusion_reason(row, thresholds) -> str:
     return "; ".join(reasons)
 
 
-def qa_summary(qa_rows: pd.DataFrame, train_flags: dict[str, bool], thresholds) -> pd.DataFrame:
-    """One row per session: QA measurements, requested training, decision and reason."""
+TRAINING_SET_COLUMNS = ["session", "frames", "used_for_training", "exclusion_reason"]
+
+
+def training_set(qa_rows: pd.DataFrame, thresholds) -> pd.DataFrame:
+    """The one decision of which ``train: true`` sessions train the model, and why not.
+
+    Parameters
+    ----------
+    qa_rows : pandas.DataFrame
+        The QA rows (``results/sessions/<s>/qa.tsv``) of the training sessions.
+    thresholds : dict
+        The config's ``qa`` section.
+    """
+    table = qa_rows[["session", "frames"]].copy()
+    table["exclusion_reason"] = [exclusion_reason(row, thresholds) for _, row in qa_rows.iterrows()]
+    table["used_for_training"] = table["exclusion_reason"] == ""
+    return table[TRAINING_SET_COLUMNS]
+
+
+def qa_summary(
+    qa_rows: pd.DataFrame, train_flags: dict[str, bool], thresholds, training: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per session: QA measurements, requested training, decision and reason.
+
+    ``training`` is :func:`training_set`'s decision, taken as it is.
+    """
     table = qa_rows.copy()
     table["train_requested"] = [bool(train_flags[s]) for s in table["session"]]
     reasons = [exclusion_reason(row, thresholds) for _, row in table.iterrows()]
     table["passes_qa"] = [r == "" for r in reasons]
-    table["used_for_training"] = table["train_requested"] & table["passes_qa"]
+    used = set(training.loc[training["used_for_training"].astype(bool), "session"])
+    decided = dict(zip(training["session"], training["exclusion_reason"]))
+    table["used_for_training"] = table["session"].isin(used)
     table["exclusion_reason"] = [
-        r if requested else ("train: false in the sessions table" + (f"; {r}" if r else ""))
-        for r, requested in zip(reasons, table["train_requested"])
+        decided.get(session, r)
+        if requested
+        else ("train: false in the sessions table" + (f"; {r}" if r else ""))
+        for session, r, requested in zip(table["session"], reasons, table["train_requested"])
     ]
     return table

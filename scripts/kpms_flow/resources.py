@@ -29,32 +29,59 @@ GPU_MEMORY_USABLE_FRACTION = 0.9  # leave room for the CUDA context and XLA's sc
 SECONDS_PER_FRAME_ITER = 50e-6  # measured CPU full-model sweep rate (see above)
 RUNTIME_SAFETY = 3.0
 BASE_RUNTIME_MIN = 15  # start-up, imports, XLA compilation without a warm cache
+# Light jobs: load_keypoints peaked at 559-575 MB whatever the frames (benchmarks/README.md,
+# peak memory); pose tables decompress and get copied while cleaning: 20 copies is generous.
+LIGHT_BASE_MEM_MB = 1000
+LIGHT_INPUT_COPIES = 20
+# Before PCA has chosen latent_dim (a dry run), plan with keypoint-moseq's default.
+UNKNOWN_LATENT_DIM = 10
+
+
+# Resource functions run while Snakemake builds the DAG: a missing, unfinished or foreign
+# file must give "unknown" (the base request), never an exception that stops a dry run.
+_UNREADABLE = (OSError, KeyError, ValueError, TypeError)  # TypeError: no such input (None)
 
 
 def padded_frames(data_path) -> int | None:
-    """Frames of a training data file as keypoint-moseq holds them (segments x length)."""
+    """Frames of a training data file as keypoint-moseq holds them (segments x length);
+    None when the file does not exist yet or cannot be read."""
     import h5py
 
-    path = Path(data_path)
-    if not path.exists():
+    try:
+        with h5py.File(Path(data_path), "r") as f:
+            return int(math.prod(f["data/mask"].shape))
+    except _UNREADABLE:
         return None
-    with h5py.File(path, "r") as f:
-        shape = f["data/mask"].shape
-    return int(math.prod(shape))
 
 
 def session_frames(clean_path) -> int | None:
-    """Frames of one normalised session file, read from its shape only."""
+    """Frames of one normalised session file, read from its shape only (None: unknown)."""
     import h5py
 
-    path = Path(clean_path)
-    if not path.exists():
+    try:
+        with h5py.File(Path(clean_path), "r") as f:
+            return int(f["coordinates"].shape[0])
+    except _UNREADABLE:
         return None
-    with h5py.File(path, "r") as f:
-        return int(f["coordinates"].shape[0])
 
 
-def host_mem_mb(frames: int | None, latent_dim: int = 10, attempt: int = 1) -> int:
+def planned_latent_dim(latent_dim_path) -> int:
+    """latent_dim chosen by PCA (its file), or keypoint-moseq's default before it exists."""
+    try:
+        return int(Path(latent_dim_path).read_text())
+    except _UNREADABLE:
+        return UNKNOWN_LATENT_DIM
+
+
+def checkpoint_latent_dim_or_none(checkpoint_path) -> int:
+    """:func:`checkpoint_latent_dim`, or the planning default when it cannot be read."""
+    try:
+        return checkpoint_latent_dim(checkpoint_path)
+    except _UNREADABLE:
+        return UNKNOWN_LATENT_DIM
+
+
+def host_mem_mb(frames: int | None, latent_dim: int = UNKNOWN_LATENT_DIM, attempt: int = 1) -> int:
     """Host memory for a JAX job over ``frames`` frames; unknown frames get the base."""
     frames = frames or 0
     per_frame_kb = HOST_KB_PER_FRAME * max(latent_dim, 4) / 4
@@ -69,7 +96,7 @@ def fit_runtime_min(frames: int | None, iterations: int, attempt: int = 1) -> in
 
 def light_mem_mb(input_mb: float, attempt: int = 1) -> int:
     """Loading, QA, plots: imports plus a few copies of the input in memory."""
-    return int(math.ceil((1000 + 20 * input_mb) * attempt))
+    return int(math.ceil((LIGHT_BASE_MEM_MB + LIGHT_INPUT_COPIES * input_mb) * attempt))
 
 
 def full_model_gpu_mb(frames: int, latent_dim: int) -> float:

@@ -5,9 +5,79 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_JAX_CACHE = ".snakemake/kpms-flow-jax-cache"
+# A sweep slower than this (the first one's JIT compilation included) is taken for a hang.
+DEFAULT_WATCHDOG_TIMEOUT_S = 1800
+DEFAULT_WATCHDOG_MAX_RESTARTS = 2
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How a JAX job runs, not what it computes: set as Snakemake resources (profiles,
+    ``--default-resources``, ``--set-resources``), so changing them reruns nothing."""
+
+    watchdog_timeout_s: float = DEFAULT_WATCHDOG_TIMEOUT_S
+    watchdog_max_restarts: int = DEFAULT_WATCHDOG_MAX_RESTARTS
+    gpu_memory_gb: float | None = None  # None: what the GPU reports
+    jax_cache_dir: str = DEFAULT_JAX_CACHE
+
+    @property
+    def watchdog(self) -> dict:
+        return {"timeout_s": self.watchdog_timeout_s, "max_restarts": self.watchdog_max_restarts}
+
+
+# Config keys that were runtime settings before they became resources (still honoured).
+LEGACY_RUNTIME_KEYS = {
+    "watchdog": "watchdog_timeout_s / watchdog_max_restarts",
+    "gpu_memory_gb": "gpu_mem_mb",
+    "jax_cache_dir": "jax_cache_dir",
+}
+
+
+def legacy_runtime_message(config) -> str | None:
+    """What to tell a user whose config still sets a runtime key (None when it does not)."""
+    keys = [key for key in LEGACY_RUNTIME_KEYS if config.get(key) is not None]
+    if not keys:
+        return None
+    moves = "; ".join(f"{key} -> {LEGACY_RUNTIME_KEYS[key]}" for key in keys)
+    return (
+        f"config keys {keys} are runtime settings now: they are honoured this time, but "
+        f"move them to your profile's default-resources ({moves}; see config/README.md, "
+        "'Runtime settings'), where changing them reruns nothing"
+    )
+
+
+def runtime_settings(smk) -> RuntimeSettings:
+    """A job's runtime settings: its resources, else a legacy config key, else the default.
+
+    The environment variable KPMS_FLOW_JAX_CACHE names the compile cache when neither a
+    resource nor the config does (the tests share one cache that way).
+    """
+    resources = dict(smk.resources.items()) if smk.resources else {}
+    config = smk.config or {}
+    legacy_watchdog = config.get("watchdog") or {}
+    timeout = resources.get(
+        "watchdog_timeout_s", legacy_watchdog.get("timeout_s", DEFAULT_WATCHDOG_TIMEOUT_S)
+    )
+    restarts = resources.get(
+        "watchdog_max_restarts",
+        legacy_watchdog.get("max_restarts", DEFAULT_WATCHDOG_MAX_RESTARTS),
+    )
+    if resources.get("gpu_mem_mb"):
+        gpu_gb = float(resources["gpu_mem_mb"]) / 1024
+    elif config.get("gpu_memory_gb") is not None:
+        gpu_gb = float(config["gpu_memory_gb"])
+    else:
+        gpu_gb = None
+    cache = resources.get("jax_cache_dir")
+    if cache is None:
+        cache = config.get("jax_cache_dir")
+    if cache is None:
+        cache = os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
+    return RuntimeSettings(float(timeout), int(restarts), gpu_gb, str(cache))
 
 
 def log_to(log_path: str | os.PathLike | None) -> logging.Logger:
@@ -38,8 +108,11 @@ def log_to(log_path: str | os.PathLike | None) -> logging.Logger:
     return logger
 
 
-def configure_jax(threads: int = 1) -> None:
+def configure_jax(threads: int = 1, cache_dir: str | None = None) -> None:
     """Set JAX up before it is imported: threads, x64, the persistent compile cache.
+
+    ``cache_dir``: the compile cache ("" turns it off; None: KPMS_FLOW_JAX_CACHE, else
+    the default under .snakemake).
 
     Must run before ``import jax``; the compile cache makes every fitting job after the
     first skip most of the ~45 s of XLA compilation (keypoint-moseq-facts.md).
@@ -66,11 +139,11 @@ def configure_jax(threads: int = 1) -> None:
     import keypoint_moseq  # noqa: F401  (turns on jax_enable_x64 before jax_moseq runs)
     import jax
 
-    from .jax_fixes import stabilise_sweep_types
+    from .kpms_patches import install_sweep_wrappers
 
-    stabilise_sweep_types()
+    install_sweep_wrappers()
 
-    cache = os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
+    cache = cache_dir if cache_dir is not None else os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).resolve()))
@@ -94,3 +167,22 @@ def report_devices(log) -> None:
             "cluster)",
             visible,
         )
+
+
+def start_jax_job(smk, watched: bool = True):
+    """Set up a rule script that runs JAX; returns its logger and runtime settings.
+
+    With ``watched`` (every job that runs keypoint-moseq sweeps) the work runs in a child
+    process that the watchdog restarts when it stops making progress
+    (:func:`kpms_flow.watchdog.supervise`); the settings come from the job's resources, so
+    changing them reruns nothing.
+    """
+    settings = runtime_settings(smk)
+    if watched:
+        from .watchdog import supervise
+
+        log = supervise(smk.log[0], settings.watchdog, what=smk.rule)
+    else:
+        log = log_to(smk.log[0])
+    configure_jax(smk.threads, settings.jax_cache_dir)
+    return log, settings

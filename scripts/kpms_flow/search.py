@@ -155,10 +155,30 @@ def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
 
 
 def read_decision(path) -> tuple[pd.DataFrame, tuple[float, float], Window]:
+    """The one reader of a round's decision file: its rows, the stage's range, the window."""
     table = pd.read_csv(path, sep="\t")
     first = table.iloc[0]
     bounds = (float(first["log10_lower"]), float(first["log10_upper"]))
     return table, bounds, Window(float(first["window_low_frames"]), float(first["window_high_frames"]))
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a decision file says about the search: go on, or which probe it chose."""
+
+    status: str  # continue, converged or exhausted
+    chosen_round: int
+    chosen_probe: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "continue"
+
+
+def search_outcome(decision_path) -> SearchOutcome:
+    """The status and chosen probe of a decision file (see :func:`read_decision`)."""
+    first = read_decision(decision_path)[0].iloc[0]
+    return SearchOutcome(str(first["status"]), int(first["chosen_round"]), int(first["chosen_probe"]))
 
 
 def first_round(bounds, window: Window, n_probes: int) -> pd.DataFrame:
@@ -185,23 +205,6 @@ def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, 
         rows = [{"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1,
                  "chosen_probe": -1} for i, k in enumerate(kappas)]
     return decision_table(rows, bounds, window)
-
-
-def probe_metrics(model, data, fps: float | None) -> dict:
-    """Median bout duration and syllables used by a fitted model on its training data."""
-    from jax_moseq.utils import get_durations, get_frequencies
-
-    z = np.asarray(model["states"]["z"])
-    mask = np.asarray(data["mask"])
-    durations = get_durations(z, mask)
-    frequencies = get_frequencies(z, mask, runlength=False)
-    median = float(np.median(durations))
-    return {
-        "median_duration_frames": median,
-        "median_duration_ms": float("nan") if not fps else 1000.0 * median / fps,
-        # keypoint-moseq's plots ignore syllables under 0.5 % of frames.
-        "syllables": int((np.asarray(frequencies) > 0.005).sum()),
-    }
 
 
 def stage_bounds(stage: str, search: dict, arhmm_kappa: float | None = None) -> tuple[float, float]:

@@ -10,7 +10,7 @@ on its own, so every rule that runs keypoint-moseq sweeps starts with :func:`sup
   ``apply_model`` both call jax-moseq's ``resample_model`` once per sweep);
 * no heartbeat for ``timeout_s``: the parent kills the child (SIGKILL: a hung XLA ignores
   the others), says so in the rule's log and starts it again. A fit resumes from its last
-  saved iteration (:func:`kpms_flow.model.run_fit`), which reproduces the uninterrupted fit;
+  saved iteration (:func:`kpms_flow.fitting.run_fit`), which reproduces the uninterrupted fit;
 * after ``max_restarts`` restarts without success the job fails, naming the cause.
 
 The child writes to the parent's log (it inherits the file descriptors) and dies with the
@@ -19,7 +19,6 @@ parent (``PR_SET_PDEATHSIG``), so a killed job leaves no orphan writing into its
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -35,7 +34,6 @@ PARENT_ENV = "KPMS_FLOW_WATCHDOG_PARENT"
 ERROR_ENV = "KPMS_FLOW_WATCHDOG_ERROR"
 
 log = logging.getLogger("kpms_flow")
-_INSTALLED = False
 _sweeps = 0
 
 
@@ -212,31 +210,8 @@ def beat() -> None:
             handle.write(str(_sweeps))
 
 
-def install_heartbeat() -> None:
-    """Beat after every keypoint-moseq sweep (idempotent; no-op outside a watched child).
-
-    keypoint-moseq's fit_model and apply_model look jax-moseq's ``resample_model`` up on its
-    module at each sweep, so wrapping the module attribute covers both.
-    """
-    global _INSTALLED
-    if _INSTALLED or not os.environ.get(HEARTBEAT_ENV):
-        return
-    import jax
-    from jax_moseq.models import allo_keypoint_slds, keypoint_slds
-
-    for module in (keypoint_slds, allo_keypoint_slds):
-        original = module.resample_model
-
-        @functools.wraps(original)
-        def resample_model(*args, _original=original, **kwargs):
-            global _sweeps
-            # JAX returns before computing; wait, so that a beat means a finished sweep
-            # (keypoint-moseq's NaN check right after waits anyway).
-            model = jax.block_until_ready(_original(*args, **kwargs))
-            _sweeps += 1
-            beat()
-            return model
-
-        module.resample_model = resample_model
-    _INSTALLED = True
+def sweep_finished() -> None:
+    """Count a finished sweep and beat (called by kpms_flow.kpms_patches' sweep wrapper)."""
+    global _sweeps
+    _sweeps += 1
     beat()

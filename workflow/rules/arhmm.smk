@@ -4,10 +4,10 @@
 
 rule fit_arhmm:
     input:
-        **final_fit_start("arhmm"),
-        data="results/model/data.h5",
+        unpack(final_fit_inputs("arhmm")),
     output:
-        "results/fits/arhmm/checkpoint.h5",
+        checkpoint="results/fits/arhmm/checkpoint.h5",
+        table="results/fits/arhmm/metrics.tsv",
     log:
         "results/logs/fit_arhmm.log",
     benchmark:
@@ -24,5 +24,6 @@ rule fit_arhmm:
         num_iters=config["arhmm"]["num_iters"],
         seed=config["seed"],
         save_every_n_iters=config["save_every_n_iters"],
+        jitter=config["jitter"],
     script:
         "../../scripts/fit_arhmm.py"

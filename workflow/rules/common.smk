@@ -16,6 +16,7 @@ from kpms_flow.config import (
     config_problems,
 )
 from kpms_flow.keypoints import InputError
+from kpms_flow.search import search_outcome
 from kpms_flow.sessions import read_sessions_table
 
 CONFIG_SCHEMA = yaml.safe_load(
@@ -128,7 +129,7 @@ def qa_tables(sessions):
 def session_results_h5(wildcards):
     """Training sessions' labels come from the fit; the others from apply_model."""
     if wildcards.session in TRAIN_SESSIONS:
-        return "results/model/results.h5"
+        return "results/extract/results.h5"
     return f"results/apply/{wildcards.session}.h5"
 
 
@@ -162,7 +163,7 @@ def report_outputs():
     (TABLE_VIEWS, GRID and GRID_VIDEOS come from workflow/rules/report.smk)."""
     outputs = [
         "results/summary.json",
-        *expand("results/fits/{stage}/progress.png", stage=STAGES),
+        *expand("results/figures/progress_{stage}.png", stage=STAGES),
         "results/figures/syllable_frequencies.png",
         "results/figures/syllable_durations.png",
         "results/figures/trajectories",
@@ -181,16 +182,6 @@ def report_outputs():
     if GRID["enabled"] and GRID_VIDEOS:
         outputs.append("results/grid_movies.html")
     return outputs
-
-
-DEMO = {
-    "names": [f"demo_{i:02d}" for i in range(1, 6)],
-    "n_sessions": 5,
-    "n_frames": 1800,
-    "fps": 30.0,
-    "seed": 0,
-    "n_heldout": 1,
-}
 
 
 # ---- kappa search (workflow/rules/search.smk) ----
@@ -219,22 +210,31 @@ if (
 
 def search_start_inputs(wildcards):
     if wildcards.stage == "arhmm":
-        return {"data": "results/model/data.h5"}
-    return {"data": "results/model/data.h5", "arhmm": "results/search/arhmm/chosen.tsv"}
+        return {"data": "results/data/data.h5"}
+    return {"data": "results/data/data.h5", "arhmm": "results/search/arhmm/chosen.tsv"}
 
 
 def probe_inputs(wildcards):
     previous = int(wildcards.round) - 1
     inputs = {
         "decision": f"results/search/{wildcards.stage}/round{previous}/decision.tsv",
-        "data": "results/model/data.h5",
+        "data": "results/data/data.h5",
+        "latent_dim": "results/pca/latent_dim.txt",
     }
     if wildcards.stage == "arhmm":
         inputs["pca"] = "results/pca/pca.p"
-        inputs["latent_dim"] = "results/pca/latent_dim.txt"
     else:
         inputs["start"] = "results/fits/arhmm/checkpoint.h5"
     return inputs
+
+
+def probe_checkpoint_output():
+    """A probe's checkpoint: temporary unless kept; Snakemake deletes it once nothing
+    (the stage's final fit, if chosen) needs it. Snakemake defers deleting temporary files
+    while checkpoint jobs are pending, so the chosen probe survives until its fit ran.
+    """
+    path = "results/search/{stage}/round{round}/probe{probe}/checkpoint.h5"
+    return path if SEARCH["keep_probe_checkpoints"] else temp(path)
 
 
 def probe_results(stage, rounds):
@@ -260,10 +260,8 @@ def search_decisions(stage):
     for r in range(1, SEARCH["max_rounds"] + 1):
         decision = checkpoints.search_round.get(stage=stage, round=r).output[0]
         decisions.append(decision)
-        with open(decision) as handle:
-            handle.readline()
-            if not handle.readline().startswith("continue"):
-                break
+        if search_outcome(decision).finished:
+            break
     return decisions
 
 
@@ -275,13 +273,32 @@ def choose_inputs(wildcards):
     }
 
 
-def final_fit_start(stage):
-    """Where a stage's final fit starts: its chosen probe, or a fresh model."""
-    if SEARCH["enabled"]:
-        return {"chosen": f"results/search/{stage}/chosen.tsv"}
-    if stage == "arhmm":
-        return {"pca": "results/pca/pca.p", "latent_dim": "results/pca/latent_dim.txt"}
-    return {"arhmm": "results/fits/arhmm/checkpoint.h5"}
+def chosen_probe_checkpoint(stage):
+    """The checkpoint of the probe the stage's search chose (known once it ended)."""
+    outcome = search_outcome(search_decisions(stage)[-1])
+    return (
+        f"results/search/{stage}/round{outcome.chosen_round}/"
+        f"probe{outcome.chosen_probe}/checkpoint.h5"
+    )
+
+
+def final_fit_inputs(stage):
+    """What a stage's final fit starts from: its chosen probe, or a fresh model."""
+
+    def inputs(wildcards):
+        start = {
+            "data": "results/data/data.h5",
+            "latent_dim": "results/pca/latent_dim.txt",
+        }
+        if SEARCH["enabled"]:
+            start["chosen_probe"] = chosen_probe_checkpoint(stage)
+        elif stage == "arhmm":
+            start["pca"] = "results/pca/pca.p"
+        else:
+            start["arhmm"] = "results/fits/arhmm/checkpoint.h5"
+        return start
+
+    return inputs
 
 
 def kappa_tables():
@@ -298,24 +315,13 @@ def search_plots():
 
 # ---- job resources, planned from the data (kpms_flow.resources) ----
 # Callables: Snakemake evaluates them when a job is ready, so the frame counts come from
-# the files the job reads; in a dry run they fall back to the base request.
+# the files the job reads (its declared inputs); before those exist (a dry run) they give
+# the base request, and they never fail a DAG.
 from kpms_flow import resources as plan
+from kpms_flow.runtime import legacy_runtime_message
 
-# Every fitting job shares one compile cache; jobs inherit the environment (locally and
-# with the SLURM executor's --export=ALL).
-if config["jax_cache_dir"]:
-    os.environ.setdefault(
-        "KPMS_FLOW_JAX_CACHE", str(Path(config["jax_cache_dir"]).resolve())
-    )
-else:
-    os.environ.setdefault("KPMS_FLOW_JAX_CACHE", "")
-
-
-def configured_latent_dim():
-    latent_dim = config["latent_dim"]
-    if Path("results/pca/latent_dim.txt").exists():
-        return int(Path("results/pca/latent_dim.txt").read_text())
-    return latent_dim if isinstance(latent_dim, int) else 10
+if legacy_runtime_message(config):
+    logger.warning(legacy_runtime_message(config))
 
 
 def light_mem_mb(wildcards, input, attempt):
@@ -323,32 +329,35 @@ def light_mem_mb(wildcards, input, attempt):
 
 
 def fit_resources(iterations):
-    """mem_mb and runtime of a job fitting ``iterations`` sweeps over the training data."""
+    """mem_mb and runtime of a job fitting ``iterations`` sweeps over its input ``data``
+    (latent_dim from its input ``latent_dim``)."""
 
-    def frames():
-        return plan.padded_frames("results/model/data.h5")
+    # Until a search's checkpoint is resolved, a fit's input is only that checkpoint:
+    # named inputs may be absent, which the plan takes as "unknown".
+    def frames(input):
+        return plan.padded_frames(input.get("data"))
 
     return {
-        "mem_mb": lambda wildcards, attempt: plan.host_mem_mb(
-            frames(), configured_latent_dim(), attempt
+        "mem_mb": lambda wildcards, input, attempt: plan.host_mem_mb(
+            frames(input), plan.planned_latent_dim(input.get("latent_dim")), attempt
         ),
-        "runtime": lambda wildcards, attempt: plan.fit_runtime_min(
-            frames(), iterations, attempt
+        "runtime": lambda wildcards, input, attempt: plan.fit_runtime_min(
+            frames(input), iterations, attempt
         ),
     }
 
 
 def session_fit_resources(iterations):
-    """The same for a job over one session (apply_model)."""
+    """The same for a job over one session's ``clean`` input (apply_model)."""
 
-    def frames(wildcards):
-        return plan.session_frames(f"results/sessions/{wildcards.session}/clean.h5")
+    def frames(input):
+        return plan.session_frames(input.clean)
 
     return {
-        "mem_mb": lambda wildcards, attempt: plan.host_mem_mb(
-            frames(wildcards), configured_latent_dim(), attempt
+        "mem_mb": lambda wildcards, input, attempt: plan.host_mem_mb(
+            frames(input), plan.checkpoint_latent_dim_or_none(input.checkpoint), attempt
         ),
-        "runtime": lambda wildcards, attempt: plan.fit_runtime_min(
-            frames(wildcards), iterations, attempt
+        "runtime": lambda wildcards, input, attempt: plan.fit_runtime_min(
+            frames(input), iterations, attempt
         ),
     }

@@ -2,6 +2,17 @@
 # Only runs when the sessions table points at demo/data (config/demo.yaml). The videos
 # are the true poses drawn in the arena, so that grid movies have footage to cut.
 
+# The demo's shape: 5 sessions of 1 minute at 30 fps (enough for a 25-state model to find
+# its syllables on 2 CPU cores in minutes), one held out to exercise apply_model.
+DEMO = {
+    "names": [f"demo_{i:02d}" for i in range(1, 6)],
+    "n_sessions": 5,
+    "n_frames": 1800,
+    "fps": 30.0,
+    "seed": 0,
+    "n_heldout": 1,
+}
+
 
 rule demo_data:
     output:

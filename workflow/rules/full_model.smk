@@ -4,10 +4,10 @@
 
 rule fit_full_model:
     input:
-        **final_fit_start("full_model"),
-        data="results/model/data.h5",
+        unpack(final_fit_inputs("full_model")),
     output:
-        "results/fits/full_model/checkpoint.h5",
+        checkpoint="results/fits/full_model/checkpoint.h5",
+        table="results/fits/full_model/metrics.tsv",
     log:
         "results/logs/fit_full_model.log",
     benchmark:
@@ -19,9 +19,11 @@ rule fit_full_model:
         **fit_resources(config["full_model"]["num_iters"]),
         gpu=1,
     params:
+        model=model_config(),
         kappa=None if SEARCH["enabled"] else config["full_model"]["kappa"],
         num_iters=config["full_model"]["num_iters"],
-        jitter=config["jitter"],
+        seed=config["seed"],
         save_every_n_iters=config["save_every_n_iters"],
+        jitter=config["jitter"],
     script:
         "../../scripts/fit_full_model.py"

@@ -1,32 +1,9 @@
-# Training data (keypoint-moseq's format_data) and PCA; latent_dim is written to a file.
-
-
-rule format_data:
-    input:
-        clean=clean_files(TRAIN_SESSIONS),
-        qa=qa_tables(TRAIN_SESSIONS),
-    output:
-        data="results/model/data.h5",
-        sessions="results/model/training_sessions.tsv",
-    log:
-        "results/logs/format_data.log",
-    benchmark:
-        "results/benchmarks/format_data.tsv"
-    conda:
-        "../../envs/kpms-flow.yaml"
-    resources:
-        mem_mb=light_mem_mb,
-    params:
-        sessions=TRAIN_SESSIONS,
-        thresholds=config["qa"],
-        model=model_config(DATA_KEYS),
-    script:
-        "../../scripts/format_data.py"
+# PCA of the training data; latent_dim is written to a file.
 
 
 rule fit_pca:
     input:
-        "results/model/data.h5",
+        "results/data/data.h5",
     output:
         pca="results/pca/pca.p",
         latent_dim="results/pca/latent_dim.txt",
@@ -50,7 +27,7 @@ rule fit_pca:
 rule plot_pca:
     input:
         pca="results/pca/pca.p",
-        data="results/model/data.h5",
+        data="results/data/data.h5",
     output:
         scree=report(
             "results/pca/scree.png",

@@ -1,4 +1,4 @@
-# Outlier QA per session, and the summary that decides which sessions train the model.
+# Outlier QA per session, the decision which sessions train the model, and the summary.
 
 
 rule outlier_qa:
@@ -25,9 +25,27 @@ rule outlier_qa:
         "../../scripts/outlier_qa.py"
 
 
+# The one decider of the training set: only training sessions' QA feeds it, so adding a
+# train: false session changes nothing upstream of the model.
+rule training_set:
+    input:
+        qa_tables(TRAIN_SESSIONS),
+    output:
+        "results/qa/training_set.tsv",
+    log:
+        "results/logs/training_set.log",
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        thresholds=config["qa"],
+    script:
+        "../../scripts/training_set.py"
+
+
 rule qa_summary:
     input:
-        qa_tables(SESSIONS.index),
+        qa=qa_tables(SESSIONS.index),
+        training="results/qa/training_set.tsv",
     output:
         report(
             "results/qa/summary.tsv",

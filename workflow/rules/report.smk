@@ -21,10 +21,10 @@ TABLE_VIEWS = {
 rule plot_progress:
     input:
         checkpoint="results/fits/{stage}/checkpoint.h5",
-        data="results/model/data.h5",
+        data="results/data/data.h5",
     output:
         report(
-            "results/fits/{stage}/progress.png",
+            "results/figures/progress_{stage}.png",
             caption="../report/progress.rst",
             category="Model fitting",
             labels={"stage": "{stage}", "figure": "fitting progress"},
@@ -41,8 +41,8 @@ rule plot_progress:
 
 rule plot_syllables:
     input:
-        results="results/model/results.h5",
-        data="results/model/data.h5",
+        results="results/extract/results.h5",
+        data="results/data/data.h5",
     output:
         frequencies=report(
             "results/figures/syllable_frequencies.png",
@@ -69,8 +69,8 @@ rule plot_syllables:
 
 rule plot_trajectories:
     input:
-        results="results/model/results.h5",
-        data="results/model/data.h5",
+        results="results/extract/results.h5",
+        data="results/data/data.h5",
         clean=clean_files(TRAIN_SESSIONS),
     output:
         trajectories=report(
@@ -103,9 +103,9 @@ rule plot_trajectories:
 
 rule group_statistics:
     input:
-        results="results/model/results.h5",
+        results="results/extract/results.h5",
         applied=expand("results/apply/{session}.h5", session=APPLY_SESSIONS),
-        data="results/model/data.h5",
+        data="results/data/data.h5",
     output:
         stats="results/groups/stats_df.tsv",
         frequency=report(
@@ -165,8 +165,8 @@ rule plot_ground_truth:
 
 rule grid_movies:
     input:
-        results="results/model/results.h5",
-        data="results/model/data.h5",
+        results="results/extract/results.h5",
+        data="results/data/data.h5",
         clean=clean_files(list(GRID_VIDEOS)),
         videos=list(GRID_VIDEOS.values()),
     output:

@@ -4,11 +4,12 @@
 rule extract_results:
     input:
         checkpoint="results/model/checkpoint.h5",
-        data="results/model/data.h5",
-        training="results/model/training_sessions.tsv",
+        data="results/data/data.h5",
+        latent_dim="results/pca/latent_dim.txt",
+        training="results/qa/training_set.tsv",
         clean=clean_files(TRAIN_SESSIONS),
     output:
-        "results/model/results.h5",
+        "results/extract/results.h5",
     log:
         "results/logs/extract_results.log",
     benchmark:
@@ -29,7 +30,7 @@ rule extract_results:
 rule apply_model:
     input:
         checkpoint="results/model/checkpoint.h5",
-        data="results/model/data.h5",
+        data="results/data/data.h5",
         clean="results/sessions/{session}/clean.h5",
     output:
         "results/apply/{session}.h5",

@@ -1,6 +1,6 @@
 # Kappa searches: rounds of parallel probe fits, one job per probe; all state in files.
 # Each round is a checkpoint whose decision (converged / next kappas) the next round
-# reads; the final fit continues the chosen probe's own checkpoint.
+# reads; the stage's final fit takes the chosen probe's checkpoint as its input.
 
 
 rule start_kappa_search:
@@ -22,7 +22,8 @@ rule probe_kappa:
     input:
         unpack(probe_inputs),
     output:
-        "results/search/{stage}/round{round}/probe{probe}.tsv",
+        table="results/search/{stage}/round{round}/probe{probe}.tsv",
+        checkpoint=probe_checkpoint_output(),
     log:
         "results/logs/probe_kappa/{stage}/round{round}/probe{probe}.log",
     benchmark:
@@ -36,6 +37,7 @@ rule probe_kappa:
     params:
         model=model_config(),
         num_iters=SEARCH["num_iters"],
+        kappa=None,  # the round's decision gives each probe its kappa
         seed=config["seed"],
         save_every_n_iters=config["save_every_n_iters"],
         jitter=config["jitter"],
@@ -73,8 +75,6 @@ rule choose_kappa:
         "results/logs/choose_kappa/{stage}.log",
     conda:
         "../../envs/kpms-flow.yaml"
-    params:
-        search=SEARCH,
     script:
         "../../scripts/choose_kappa.py"
 

@@ -1,4 +1,5 @@
-"""The sweep re-typing work-around changes no number (kpms_flow.jax_fixes)."""
+"""The patches of keypoint-moseq / jax-moseq internals (kpms_flow.kpms_patches): their
+assumptions hold for the installed versions, and the sweep re-typing changes no number."""
 
 import os
 
@@ -31,9 +32,9 @@ def tiny_model(tmp_path_factory):
 def test_retyped_sweeps_are_bit_identical(tiny_model):
     from jax_moseq.models import keypoint_slds
 
-    from kpms_flow.jax_fixes import stabilise_sweep_types
+    from kpms_flow.kpms_patches import install_sweep_wrappers
 
-    stabilise_sweep_types()
+    install_sweep_wrappers()
     patched = keypoint_slds.resample_model
     original = patched.__wrapped__
     assert original is not patched
@@ -47,3 +48,21 @@ def test_retyped_sweeps_are_bit_identical(tiny_model):
     for key in ("x", "z", "h", "v", "s"):
         assert np.array_equal(np.asarray(runs[0]["states"][key]), np.asarray(runs[1]["states"][key])), key
     assert np.array_equal(np.asarray(runs[0]["seed"]), np.asarray(runs[1]["seed"]))
+
+
+def test_patch_assumptions_hold_for_the_installed_versions():
+    """An upgrade of keypoint-moseq, jax-moseq or jax that breaks a patch fails here, by name."""
+    from kpms_flow.kpms_patches import check_assumptions
+
+    problems = check_assumptions()
+    assert problems == [], "\n".join(problems)
+
+
+def test_assumption_check_notices_a_broken_assumption(monkeypatch):
+    from keypoint_moseq import fitting
+
+    from kpms_flow.kpms_patches import check_assumptions
+
+    monkeypatch.delattr(fitting, "plot_progress")
+    problems = check_assumptions()
+    assert any("plot_progress" in p and "patch 3" in p for p in problems), problems

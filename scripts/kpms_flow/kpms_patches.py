@@ -1,0 +1,187 @@
+"""Every patch kpms-flow applies to keypoint-moseq / jax-moseq internals, in one place.
+
+Targeted versions: keypoint-moseq 0.8.1, jax-moseq 0.3.7, jax/jaxlib 0.9.2 (the CPU lock).
+Each patch rests on assumptions about those versions' code; :func:`check_assumptions`
+states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade breaks one.
+
+1. **Sweep re-typing** (:func:`install_sweep_wrappers`). jax-moseq's ``mixed_map`` builds
+   a new ``jax.pmap`` at each call; the arrays it returns carry a new abstract mesh axis
+   in their type, so every jitted step that receives them misses its cache and
+   recompiles (~25 s of XLA compilation per full-model sweep on the CPU whatever the data
+   size; the persistent compile cache never hits). Copying the model state onto the
+   device after each sweep gives the next sweep plainly typed inputs. Values are
+   unchanged: fits are bit-identical (tests/test_kpms_patches.py), ~100x faster per sweep on
+   the demo (benchmarks/README.md).
+2. **Sweep heartbeat** (same wrapper). The fit watchdog (:mod:`kpms_flow.watchdog`) needs
+   a sign of life after every sweep; keypoint-moseq's ``fit_model`` and ``apply_model``
+   look ``resample_model`` up on jax-moseq's model modules at each call, so wrapping the
+   module attribute reaches every sweep of both.
+3. **Recorded saves** (:func:`recorded_saves`). ``fit_model`` appends snapshots to its
+   HDF5 checkpoint in place; a kill during that write leaves a snapshot a rerun must not
+   trust. Wrapping ``keypoint_moseq.fitting.save_hdf5`` records each snapshot once its
+   save returned (``saved_iterations.json``, written atomically), and
+   ``keypoint_moseq.fitting.plot_progress`` is made to save its figure atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("kpms_flow")
+
+TARGET_VERSIONS = {"keypoint-moseq": "0.8.1", "jax-moseq": "0.3.7", "jax": "0.9.2"}
+
+# Files a fit's work folder holds besides keypoint-moseq's checkpoint.h5.
+SAVED_ITERATIONS = "saved_iterations.json"
+
+_SWEEPS_WRAPPED = False
+
+
+# ---------------------------------------------------------------- 1 + 2: sweeps
+def _plain_arrays(tree):
+    import jax
+
+    device = jax.devices()[0]
+    return jax.tree.map(
+        lambda leaf: jax.device_put(leaf, device) if isinstance(leaf, jax.Array) else leaf, tree
+    )
+
+
+def install_sweep_wrappers() -> None:
+    """Wrap jax-moseq's per-sweep ``resample_model`` (idempotent): re-type its result and,
+    inside a watched fit, beat the watchdog once the sweep has finished computing."""
+    global _SWEEPS_WRAPPED
+    if _SWEEPS_WRAPPED:
+        return
+    import jax
+    from jax_moseq.models import allo_keypoint_slds, keypoint_slds
+
+    from . import watchdog
+
+    for module in (keypoint_slds, allo_keypoint_slds):
+        original = module.resample_model
+
+        @functools.wraps(original)
+        def resample_model(*args, _original=original, **kwargs):
+            # JAX returns before computing: wait, so that a beat means a finished sweep
+            # (keypoint-moseq's NaN check right after waits anyway).
+            model = jax.block_until_ready(_plain_arrays(_original(*args, **kwargs)))
+            watchdog.sweep_finished()
+            return model
+
+        module.resample_model = resample_model
+    _SWEEPS_WRAPPED = True
+    log.info("jax-moseq sweeps: model state re-typed after each sweep (kpms_flow.kpms_patches)")
+
+
+# ---------------------------------------------------------------- 3: recorded saves
+@contextlib.contextmanager
+def recorded_saves(work: Path):
+    """Record each snapshot keypoint-moseq saves into ``work/checkpoint.h5`` once written.
+
+    Only snapshots listed in ``work/saved_iterations.json`` are resumed from
+    (:func:`kpms_flow.fitting.trusted_iterations`). The progress figure is saved atomically.
+    """
+    from keypoint_moseq import fitting
+
+    from .atomic import save_figure
+
+    work = Path(work)
+    checkpoint = str(work / "checkpoint.h5")
+    save_hdf5, plot_progress = fitting.save_hdf5, fitting.plot_progress
+
+    def recording_save(filepath, save_dict, datapath=None, *args, **kwargs):
+        save_hdf5(filepath, save_dict, datapath, *args, **kwargs)
+        if os.path.abspath(filepath) != os.path.abspath(checkpoint):
+            return
+        if datapath is None:
+            new = [int(k) for k in save_dict.get("model_snapshots", {})]
+        elif datapath.startswith("model_snapshots/"):
+            new = [int(datapath.split("/")[1])]
+        else:
+            new = []
+        record_saved(work, new)
+
+    def atomic_progress_plot(*args, savefig=True, **kwargs):
+        import matplotlib.pyplot as plt
+
+        fig, axs = plot_progress(*args, savefig=False, **kwargs)
+        if savefig:
+            save_figure(work / "fitting_progress.pdf", fig)
+        else:
+            plt.close(fig)
+        return fig, axs
+
+    fitting.save_hdf5, fitting.plot_progress = recording_save, atomic_progress_plot
+    try:
+        yield
+    finally:
+        fitting.save_hdf5, fitting.plot_progress = save_hdf5, plot_progress
+
+
+def record_saved(work: Path, iterations) -> None:
+    """Add ``iterations`` to the work folder's list of completely saved snapshots."""
+    from .atomic import write_text
+
+    known = set(recorded_iterations(work)) | {int(i) for i in iterations}
+    write_text(Path(work) / SAVED_ITERATIONS, json.dumps(sorted(known)))
+
+
+def recorded_iterations(work) -> list[int]:
+    """Snapshots of a work folder's checkpoint whose save finished."""
+    try:
+        return sorted(int(i) for i in json.loads((Path(work) / SAVED_ITERATIONS).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+# ---------------------------------------------------------------- the assumptions
+def check_assumptions() -> list[str]:
+    """What the patches assume of the installed keypoint-moseq / jax-moseq; [] when all hold.
+
+    Each entry names the broken assumption and the patch that depends on it.
+    """
+    from importlib.metadata import version
+
+    problems = []
+    for package, target in TARGET_VERSIONS.items():
+        installed = version(package)
+        if installed != target:
+            problems.append(
+                f"{package} {installed} installed, the patches target {target}: re-check every "
+                "assumption below and the bit-identity tests, then update TARGET_VERSIONS"
+            )
+    from jax_moseq.models import allo_keypoint_slds, keypoint_slds
+    from keypoint_moseq import fitting
+
+    for module in (keypoint_slds, allo_keypoint_slds):
+        if not callable(getattr(module, "resample_model", None)):
+            problems.append(f"{module.__name__}.resample_model is gone (patches 1, 2)")
+    for function in (fitting.fit_model, fitting.apply_model):
+        source = inspect.getsource(function)
+        for model_module in ("keypoint_slds", "allo_keypoint_slds"):
+            # Looked up on the module at call time, so the wrapper is what runs.
+            if f"{model_module}.resample_model" not in source:
+                problems.append(
+                    f"keypoint_moseq.fitting.{function.__name__} no longer calls "
+                    f"{model_module}.resample_model through the module (patches 1, 2)"
+                )
+    fit_source = inspect.getsource(fitting.fit_model)
+    for name in ("save_hdf5", "plot_progress"):
+        if not hasattr(fitting, name) or f"{name}(" not in fit_source:
+            problems.append(
+                f"keypoint_moseq.fitting.fit_model no longer calls the module-level {name} "
+                "(patch 3: recorded saves)"
+            )
+    if "model_snapshots/" not in fit_source:
+        problems.append(
+            "keypoint_moseq.fitting.fit_model no longer saves snapshots under "
+            "'model_snapshots/<iteration>' (patch 3 parses that path)"
+        )
+    return problems

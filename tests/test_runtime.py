@@ -1,0 +1,58 @@
+"""Runtime settings come from Snakemake resources; legacy config keys still work, loudly."""
+
+from types import SimpleNamespace
+
+from kpms_flow.runtime import (
+    DEFAULT_JAX_CACHE,
+    DEFAULT_WATCHDOG_MAX_RESTARTS,
+    DEFAULT_WATCHDOG_TIMEOUT_S,
+    legacy_runtime_message,
+    runtime_settings,
+)
+
+
+def job(resources=None, config=None):
+    """What runtime_settings reads of a rule script's ``snakemake`` object."""
+    return SimpleNamespace(resources=dict(resources or {}), config=dict(config or {}))
+
+
+def test_defaults_without_resources_or_config(monkeypatch):
+    monkeypatch.delenv("KPMS_FLOW_JAX_CACHE", raising=False)
+    settings = runtime_settings(job())
+    assert settings.watchdog == {
+        "timeout_s": DEFAULT_WATCHDOG_TIMEOUT_S,
+        "max_restarts": DEFAULT_WATCHDOG_MAX_RESTARTS,
+    }
+    assert settings.gpu_memory_gb is None
+    assert settings.jax_cache_dir == DEFAULT_JAX_CACHE
+
+
+def test_resources_win_over_legacy_config_and_environment(monkeypatch):
+    monkeypatch.setenv("KPMS_FLOW_JAX_CACHE", "/env/cache")
+    legacy = {"watchdog": {"timeout_s": 5, "max_restarts": 0}, "gpu_memory_gb": 8, "jax_cache_dir": "/old"}
+    resources = {"watchdog_timeout_s": 60, "watchdog_max_restarts": 3, "gpu_mem_mb": 40960,
+                 "jax_cache_dir": "/shared/cache"}
+    settings = runtime_settings(job(resources, legacy))
+    assert settings.watchdog == {"timeout_s": 60.0, "max_restarts": 3}
+    assert settings.gpu_memory_gb == 40.0
+    assert settings.jax_cache_dir == "/shared/cache"
+
+
+def test_legacy_config_keys_are_honoured_then_the_environment(monkeypatch):
+    monkeypatch.setenv("KPMS_FLOW_JAX_CACHE", "/env/cache")
+    legacy = {"watchdog": {"timeout_s": 5}, "gpu_memory_gb": 8}
+    settings = runtime_settings(job({}, legacy))
+    assert settings.watchdog == {"timeout_s": 5.0, "max_restarts": DEFAULT_WATCHDOG_MAX_RESTARTS}
+    assert settings.gpu_memory_gb == 8.0
+    assert settings.jax_cache_dir == "/env/cache"
+    # An empty string turns the cache off and is not "unset".
+    assert runtime_settings(job({"jax_cache_dir": ""})).jax_cache_dir == ""
+
+
+def test_legacy_message_names_each_key_and_where_it_goes():
+    assert legacy_runtime_message({"seed": 0, "watchdog": None}) is None
+    message = legacy_runtime_message({"watchdog": {"timeout_s": 5}, "gpu_memory_gb": 8})
+    assert "['watchdog', 'gpu_memory_gb']" in message
+    assert "watchdog -> watchdog_timeout_s / watchdog_max_restarts" in message
+    assert "gpu_memory_gb -> gpu_mem_mb" in message
+    assert "honoured this time" in message and "default-resources" in message
