@@ -12,6 +12,7 @@ from kpms_flow.atomic import write_table, write_text
 from kpms_flow.model import read_training_attrs
 from kpms_flow.runtime import log_to
 from kpms_flow.summary import (
+    duration_checks,
     format_summary,
     run_summary,
     session_details,
@@ -27,13 +28,18 @@ training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
 _, fps, _ = read_training_attrs(inp.data)
 kappa = dict(p.kappa)
-search = {}
+search, chosen_probes = {}, {}
 for table in inp.kappa:
     row = pd.read_csv(table, sep="\t").iloc[0]
     kappa[row["stage"]] = float(row["kappa"])
+    chosen_probes[row["stage"]] = row.to_dict()
     search[f"search_{row['stage']}"] = (
         f"{row['status']} in {row['rounds']} rounds, {row['probe_fits']} probe fits"
     )
+final_fits = {}
+for table in inp.fits:
+    row = pd.read_csv(table, sep="\t").iloc[0]
+    final_fits[row["stage"]] = row.to_dict()
 truth = {Path(f).stem: pd.read_csv(f)["state"].to_numpy() for f in inp.ground_truth}
 latent_dim = int(Path(inp.latent_dim).read_text())
 qa = pd.read_csv(inp.qa, sep="\t", keep_default_na=False)
@@ -48,6 +54,11 @@ summary = run_summary(
     variance_explained=variance_at(pd.read_csv(inp.variance, sep="\t"), latent_dim),
 )
 summary.update(search)
+summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen_probes))
+for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
+    if status == "drifted":
+        search_text = summary[f"search_{stage}"].replace("converged", "probe converged, final fit drifted out")
+        summary[f"search_{stage}"] = search_text
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
 write_text(out.json, summary_json(summary, sessions))

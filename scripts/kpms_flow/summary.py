@@ -60,6 +60,58 @@ def run_summary(
     return summary
 
 
+STAGE_NAMES = {"arhmm": "AR-HMM", "full_model": "full model"}
+
+
+def duration_checks(
+    summary: dict,
+    target_ms,
+    final_fits: dict[str, dict],
+    chosen_probes: dict[str, dict] | None = None,
+) -> dict:
+    """Each final fit's median duration against the target window, probe vs final.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`run_summary`'s values (its median duration is the delivered model's,
+        measured on the exported syllables).
+    target_ms : (float, float)
+        The window (config ``kappa_search.target_duration_ms``).
+    final_fits : dict
+        Stage -> the final fit's metrics row (``results/fits/<stage>/metrics.tsv``).
+    chosen_probes : dict, optional
+        Stage -> the search's chosen probe (``results/search/<stage>/chosen.tsv``).
+
+    Returns
+    -------
+    dict
+        Values to add to the summary. A search whose probe reached the window but whose
+        final fit drifted out of it is reported as ``drifted``, never as converged.
+    """
+    low, high = sorted(float(v) for v in target_ms)
+
+    def inside(ms):
+        return ms is not None and ms == ms and low <= ms <= high
+
+    values = {"target_duration_ms": [low, high]}
+    for stage, fit in final_fits.items():
+        final_ms = fit.get("median_duration_ms")
+        values[f"final_median_duration_ms_{stage}"] = final_ms
+        values[f"final_iterations_{stage}"] = fit.get("iterations")
+        values[f"final_in_window_{stage}"] = inside(final_ms)
+        probe = (chosen_probes or {}).get(stage)
+        if probe is not None:
+            values[f"probe_median_duration_ms_{stage}"] = probe.get("median_duration_ms")
+            values[f"probe_iterations_{stage}"] = probe.get("iterations")
+            status = str(probe.get("status"))
+            if status == "converged" and not inside(final_ms):
+                status = "drifted"  # the probe was inside, the model users get is not
+            values[f"search_status_{stage}"] = status
+    values["in_target_window"] = inside(summary.get("median_duration_ms"))
+    return values
+
+
 def session_details(qa: pd.DataFrame, training_sessions: list[str]) -> list[dict]:
     """Each session's role in the run: trained, applied, and why it did not train."""
     details = []
@@ -120,16 +172,50 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
         f"  latent_dim: {summary['latent_dim']}"
         + ("" if variance is None else f" ({100 * variance:.1f} % of pose variance)")
     )
-    for stage, name in [("arhmm", "AR-HMM"), ("full_model", "full model")]:
+    window = summary.get("target_duration_ms")
+    span = "" if not window else f"{window[0]:g}-{window[1]:g} ms"
+    warnings = []
+    for stage, name in STAGE_NAMES.items():
         line = f"  kappa {name}: {_number(summary.get(f'kappa_{stage}'))}"
         if summary.get(f"search_{stage}"):
             line += f" (search {summary[f'search_{stage}']})"
         lines.append(line)
+        final_ms = summary.get(f"final_median_duration_ms_{stage}")
+        if window and f"final_in_window_{stage}" in summary:
+            probe_ms = summary.get(f"probe_median_duration_ms_{stage}")
+            where = "inside" if summary[f"final_in_window_{stage}"] else "OUTSIDE"
+            detail = f"    median duration: final fit {_number(final_ms)} ms"
+            if summary.get(f"final_iterations_{stage}") is not None:
+                detail += f" after {summary[f'final_iterations_{stage}']} iterations"
+            if probe_ms is not None:
+                detail += (
+                    f", chosen probe {_number(probe_ms)} ms after "
+                    f"{summary.get(f'probe_iterations_{stage}')}"
+                )
+            lines.append(f"{detail}: {where} the target {span}")
+        status = summary.get(f"search_status_{stage}")
+        if status == "exhausted":
+            warnings.append(
+                f"  WARNING: the {name} kappa search did not reach the target {span}; the "
+                "closest probe was taken (config kappa_search: widen the range or add rounds)"
+            )
+        elif status == "drifted":
+            warnings.append(
+                f"  WARNING: the {name} search's probe was inside the target {span}, but the "
+                f"final fit's median duration ({_number(final_ms)} ms) is not: durations "
+                "drift as a fit continues"
+            )
     ms = summary.get("median_duration_ms")
-    lines.append(
-        f"  median syllable duration: {summary['median_duration_frames']:g} frames"
-        + (f" = {ms:.0f} ms at {summary['fps']:g} fps" if ms is not None else " (fps unknown)")
+    text = f"  median syllable duration: {summary['median_duration_frames']:g} frames" + (
+        f" = {ms:.0f} ms at {summary['fps']:g} fps" if ms is not None else " (fps unknown)"
     )
+    if window and "in_target_window" in summary:
+        text += (
+            f", inside the target {span}"
+            if summary["in_target_window"]
+            else f", OUTSIDE the target {span}"
+        )
+    lines.append(text)
     frequent = [k for k in summary if k.startswith("syllables_over_")]
     lines.append(
         f"  syllables: {summary['syllables_used']} used"
@@ -146,6 +232,7 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
         if "nmi_applied_sessions" in summary:
             line += f"; applied sessions alone {summary['nmi_applied_sessions']:.2f}"
         lines.append(line)
+    lines.extend(warnings)
     lines.append("  all values: results/summary.tsv, results/summary.json")
     lines.append("  figures and tables: snakemake --report report.html")
     return "\n".join(lines) + "\n"

@@ -5,13 +5,14 @@
 rule run_summary:
     input:
         syllables=expand("results/syllables/{session}.csv", session=SESSIONS.index),
-        training="results/model/training_sessions.tsv",
-        data="results/model/data.h5",
+        training="results/qa/training_set.tsv",
+        data="results/data/data.h5",
         latent_dim="results/pca/latent_dim.txt",
         variance="results/pca/variance.tsv",
         qa="results/qa/summary.tsv",
         ground_truth=ground_truth_files,
         kappa=kappa_tables(),
+        fits=expand("results/fits/{stage}/metrics.tsv", stage=STAGES),
     output:
         table="results/summary.tsv",
         json="results/summary.json",
@@ -22,6 +23,7 @@ rule run_summary:
         "../../envs/kpms-flow.yaml"
     params:
         train_sessions=TRAIN_SESSIONS,
+        target_duration_ms=SEARCH["target_duration_ms"],
         kappa=(
             {}
             if SEARCH["enabled"]
