@@ -16,14 +16,13 @@ from kpms_flow.formats import (
     FORMAT_EXTENSIONS,
     FORMATS,
     KPMS_FORMATS,
-    _dlc_arrays_from_frame,
-    _dlc_header,
     list_animals,
     load_session,
     sniff_format,
     validate_session,
     video_info,
 )
+from kpms_flow.formats.deeplabcut import arrays_from_frame, read_header
 from kpms_flow.keypoints import InputError, SessionKeypoints, sha256_of_file
 from kpms_flow.sessions import discover_sessions, infer_format
 from conftest import write_video, shared_pose as pose_file
@@ -92,6 +91,50 @@ def test_format_names_match_keypoint_moseq():
     assert FORMAT_EXTENSIONS["sleap"] == (".h5", ".hdf5", ".slp")
     assert FORMAT_EXTENSIONS["dannce"] == (".mat",)
     assert FORMAT_EXTENSIONS["annolid"] == (".ndjson",)
+
+
+def test_the_registry_is_the_only_list_of_formats():
+    """Sessions table, CLI and schema take the formats from the registry's records."""
+    import yaml
+
+    from kpms_flow import sessions
+    from kpms_flow.formats import DISCOVER_EXTENSIONS, REGISTRY, get_format
+
+    assert tuple(fmt.name for fmt in REGISTRY) == FORMATS
+    assert {fmt.name: fmt.extensions for fmt in REGISTRY} == FORMAT_EXTENSIONS
+    schema_path = Path(__file__).parents[1] / "workflow" / "schemas" / "sessions.schema.yaml"
+    enum = yaml.safe_load(schema_path.read_text())["properties"]["format"]["enum"]
+    assert enum == list(FORMATS), "sessions.schema.yaml's format enum must list the registry's formats"
+    # searched folders skip .json (not self-identifying) and .ndjson (Annolid: found as folders)
+    assert set(DISCOVER_EXTENSIONS) == {".csv", ".h5", ".hdf5", ".slp", ".nwb", ".mat"}
+    assert sessions.DISCOVER_EXTENSIONS is DISCOVER_EXTENSIONS
+    assert get_format("freipose").sniff is None and get_format("annolid").reads_folders
+    with pytest.raises(InputError, match=r"f\.h5: unknown format 'SLEAP' \(names are case-sensitive: did you mean 'sleap'\?\); valid formats are: deeplabcut, sleap, anipose"):
+        get_format("SLEAP", "f.h5")
+
+
+def test_sniffing_tries_the_formats_that_read_the_extension_in_registry_order(tmp_path):
+    # A CSV both DeepLabCut-like and anipose-like: deeplabcut comes first in the registry.
+    both = tmp_path / "both.csv"
+    both.write_text("scorer,a_x,a_score\nbodyparts,1,1\n")
+    assert sniff_format(both) == "deeplabcut"
+    anipose = tmp_path / "pose3d.csv"
+    anipose.write_text("nose_x,nose_y,nose_z,nose_score,fnum\n1,2,3,0.9,0\n")
+    assert sniff_format(anipose) == "anipose"
+    with h5py.File(tmp_path / "points3d.h5", "w") as f:
+        f["tracks"] = np.zeros((5, 1, 4, 3))
+    assert sniff_format(tmp_path / "points3d.h5") == "sleap-anipose"
+    with h5py.File(tmp_path / "analysis.h5", "w") as f:  # SLEAP's layout with 3 frames: still sleap
+        f["tracks"] = np.zeros((1, 2, 4, 3))
+        f["node_names"] = [b"a", b"b", b"c", b"d"]
+    assert sniff_format(tmp_path / "analysis.h5") == "sleap"
+    with h5py.File(tmp_path / "facemap.h5", "w") as f:
+        f.create_group("Facemap")
+    assert sniff_format(tmp_path / "facemap.h5") == "facemap"
+    (tmp_path / "not.h5").write_text("not hdf5")
+    (tmp_path / "pred.json").write_text("[]")
+    assert sniff_format(tmp_path / "not.h5") is None and sniff_format(tmp_path / "pred.json") is None
+    assert sniff_format(tmp_path) is None  # a folder without Annolid annotations
 
 
 # --------------------------------------------------------------------------- real files load
@@ -169,9 +212,9 @@ def test_multi_animal_dlc_pitfall_is_real_and_arrays_match_kpms():
     kp = load_session(path, "deeplabcut", "x", animal="adult")
     np.testing.assert_array_equal(kp.coordinates, coords["s_adult"])
     # our own column extraction (used where keypoint-moseq cannot read the file) agrees too
-    layout = _dlc_header(path, path)
+    layout = read_header(path, path)
     df = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0)
-    own_xy, own_conf = _dlc_arrays_from_frame(df, layout, "juvenile", path)
+    own_xy, own_conf = arrays_from_frame(df, layout, "juvenile", path)
     np.testing.assert_array_equal(own_xy, coords["s_juvenile"])
     np.testing.assert_array_equal(own_conf, confs["s_juvenile"])
 
