@@ -468,6 +468,72 @@ def test_dlc_csv_with_extra_index_column_is_refused(tmp_path):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("shared", [DLC_CSV, MADLC_CSV])
+def test_dlc_csv_resaved_by_pandas_loads_as_keypoint_moseq_loads_it(tmp_path, shared):
+    """read_csv's default single header row numbers repeated scorers X, X.1, X.2, ...; saving
+    again writes them into the scorer row. keypoint-moseq ignores the scorer; so do we."""
+    import contextlib
+    import io
+
+    import keypoint_moseq.io as kio
+
+    source = pose_file(shared)
+    resaved = tmp_path / "resaved.csv"
+    pd.read_csv(source).to_csv(resaved, index=False)
+    scorer_row = resaved.read_text().splitlines()[0].split(",")
+    assert scorer_row[2].endswith(".1") and scorer_row[-1].endswith(f".{len(scorer_row) - 2}")
+    animal = "juvenile" if shared == MADLC_CSV else ""
+    original = load_session(source, "deeplabcut", "o", animal=animal)
+    kp = load_session(resaved, "deeplabcut", "r", animal=animal)
+    assert kp.bodyparts == original.bodyparts
+    np.testing.assert_array_equal(kp.coordinates, original.coordinates)
+    np.testing.assert_array_equal(kp.confidences, original.confidences)
+    assert "pandas' duplicate-name suffixes" in kp.extra_attrs["scorer"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coords, confs, _ = kio._deeplabcut_loader(str(resaved), "s")
+    key = f"s_{animal}" if animal else "s"
+    np.testing.assert_array_equal(kp.coordinates, np.where(np.isfinite(coords[key]), coords[key], np.nan))
+    assert list_animals(resaved, "deeplabcut") == list_animals(source, "deeplabcut")
+
+
+def test_dlc_scorers_that_really_differ_are_still_refused(tmp_path):
+    df = dlc_frame(["nose", "tail"])
+    df.columns = pd.MultiIndex.from_tuples(
+        [("A" if bp == "nose" else "A.5", bp, c) for _, bp, c in df.columns], names=df.columns.names
+    )  # ".5" is not how pandas numbers the second column named A
+    path = tmp_path / "two_scorers.csv"
+    df.to_csv(path)
+    with pytest.raises(InputError, match=r"mixes several scorers \(A, A\.5\); keep one"):
+        load_session(path, "deeplabcut", "x")
+
+
+def test_dlc_csv_resaved_with_an_index_column_says_how_to_drop_it(tmp_path):
+    source = pose_file(DLC_CSV)
+    resaved = tmp_path / "with_index.csv"
+    pd.read_csv(source).to_csv(resaved)  # pandas writes its own row numbers as column 1
+    with pytest.raises(InputError) as err:
+        load_session(resaved, "deeplabcut", "x")
+    message = str(err.value)
+    assert message.startswith(f"{resaved}: its first column looks like a pandas index column")
+    assert "header levels found [None, '0', '1']" in message
+    assert "pandas.read_csv(file, index_col=0).to_csv(new_file, index=False)" in message
+    # the remedy the message gives works
+    fixed = tmp_path / "fixed.csv"
+    pd.read_csv(resaved, index_col=0).to_csv(fixed, index=False)
+    np.testing.assert_array_equal(
+        load_session(fixed, "deeplabcut", "f").coordinates, load_session(source, "deeplabcut", "o").coordinates
+    )
+    # the other way to get an index column: reset_index() before saving
+    reset = tmp_path / "reset.csv"
+    pd.read_csv(source, header=[0, 1, 2], index_col=0).reset_index().to_csv(reset)
+    with pytest.raises(InputError) as err:
+        load_session(reset, "deeplabcut", "x")
+    assert "column 1 ('index', 'Unnamed: 1_level_1', 'Unnamed: 1_level_2') looks like a pandas index column" in str(err.value)
+    df = pd.read_csv(reset, header=[0, 1, 2], index_col=0)
+    df.drop(columns=df.columns[0]).to_csv(fixed)
+    assert load_session(fixed, "deeplabcut", "f").coordinates.shape == (2330, 4, 2)
+
+
 def test_dlc_csv_without_index_column_is_refused(tmp_path):
     path = tmp_path / "noindex.csv"
     dlc_frame(["nose", "tail"]).to_csv(path, index=False)

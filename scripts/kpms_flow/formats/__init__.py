@@ -12,7 +12,10 @@ each turned into an :class:`~kpms_flow.keypoints.InputError` here:
 * DeepLabCut-style tables without a ``likelihood`` coordinate (e.g. MABe exports): the loader
   reshapes the columns by threes and silently returns the wrong keypoints. Refused.
 * any DeepLabCut table whose columns are not ``x, y, likelihood`` triples (an extra index column,
-  3D ``z`` columns, several scorers): same reshape problem. Refused.
+  3D ``z`` columns, several scorers): same reshape problem. Refused (an index column that pandas
+  added is named as such, with the line that drops it). A scorer row carrying pandas'
+  duplicate-name suffixes (``X, X.1, X.2``: a CSV read and saved again with pandas) is one
+  scorer, as keypoint-moseq reads it.
 * an h5 with several pandas keys: keypoint-moseq fails. We read the file if exactly one key holds
   a DeepLabCut table, and refuse it (listing the keys) otherwise.
 * old SLEAP analysis h5 without ``point_scores``: keypoint-moseq fails with a bare ``KeyError``.

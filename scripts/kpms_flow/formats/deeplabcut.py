@@ -8,6 +8,7 @@ nor ``.hdf5``: we apply its column layout ourselves there.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,49 @@ _DLC_TRIPLE = ("x", "y", "likelihood")
 # Individual that multi-animal DeepLabCut uses for unique (non-animal) bodyparts; keypoint-moseq
 # excludes it by default, and so do we.
 _DLC_EXCLUDED = ("single",)
+# The header labels of DeepLabCut's first column (single- and multi-animal).
+_DLC_LABELS = (("scorer", "bodyparts", "coords"), ("scorer", "individuals", "bodyparts", "coords"))
+
+
+def scorer_of_each_column(names: list[str]) -> tuple[list[str], bool]:
+    """Undo pandas' duplicate-name suffixes in a DeepLabCut scorer row.
+
+    ``pandas.read_csv`` with its default single header row renames repeated column names
+    ``X, X.1, X.2, ...``; a DeepLabCut CSV read that way and saved again carries these names in
+    its scorer row (``DLC_resnet50_..._1030000.1`` ... ``.53``). A name counts as such a duplicate
+    only when it is ``<earlier name>.<k>`` with ``k`` the number of earlier columns of that name,
+    exactly as pandas numbers them.
+
+    Parameters
+    ----------
+    names : list of str
+        The scorer of each column, in column order.
+
+    Returns
+    -------
+    tuple
+        The scorer of each column with the suffixes removed, and whether any were removed.
+    """
+    seen: dict[str, int] = {}
+    scorers, mangled = [], False
+    for name in names:
+        match = re.fullmatch(r"(.+)\.(\d+)", name)
+        if match and seen.get(match.group(1), 0) == int(match.group(2)) > 0:
+            name, mangled = match.group(1), True
+        seen[name] = seen.get(name, 0) + 1
+        scorers.append(name)
+    return scorers, mangled
+
+
+def _shifted_by_an_index_column(columns) -> bool:
+    """DeepLabCut's header labels sit in the first data column: an index column precedes them."""
+    tuples = list(columns)
+    return bool(tuples) and tuple(str(v).strip() for v in tuples[0]) in _DLC_LABELS
+
+
+def _is_index_like(column: tuple) -> bool:
+    """A column named only in the header's first row (``reset_index()``'s ``index`` column)."""
+    return all(str(v).startswith("Unnamed: ") for v in column[1:])
 
 
 @dataclass
@@ -31,6 +75,7 @@ class DlcLayout:
     positions: dict[str, np.ndarray]  # animal -> int array (bodyparts, 3)
     n_frames_known: int | None = None
     h5_key: str | None = None
+    scorer_note: str | None = None  # recorded when pandas' duplicate-name suffixes were read as one scorer
 
 
 def check_columns(columns, path) -> DlcLayout:
@@ -41,6 +86,15 @@ def check_columns(columns, path) -> DlcLayout:
     """
     names = [n for n in (getattr(columns, "names", None) or [])]
     if getattr(columns, "nlevels", 1) < 3 or "bodyparts" not in names or "coords" not in names:
+        if _shifted_by_an_index_column(columns):
+            raise fail(
+                path,
+                "its first column looks like a pandas index column: an extra index column added "
+                "when the table was saved again with pandas, so DeepLabCut's scorer/bodyparts/"
+                f"coords labels are in column 2 (header levels found {names}). Drop that column, "
+                "e.g. pandas.read_csv(file, index_col=0).to_csv(new_file, index=False), and "
+                "use new_file",
+            )
         hint = ""
         if names and str(names[-1]) in _DLC_TRIPLE:
             # The level names are a data column's header: the frame-index column is missing.
@@ -73,6 +127,15 @@ def check_columns(columns, path) -> DlcLayout:
     stray = [i for i, c in enumerate(coords) if c not in _DLC_TRIPLE]
     if stray:
         i = stray[0]
+        if i == 0 and _is_index_like(tuples[0]):
+            header = list(range(len(names)))
+            raise fail(
+                path,
+                f"column 1 {tuple(tuples[0])} looks like a pandas index column (an extra index "
+                "column, written by saving the table with pandas after reset_index()). Drop it, "
+                f"e.g. df = pandas.read_csv(file, header={header}, index_col=0); "
+                "df.drop(columns=df.columns[0]).to_csv(new_file), and use new_file",
+            )
         raise fail(
             path,
             f"column {i + 1} {tuple(tuples[i])} is not an x/y/likelihood column; the table has "
@@ -81,7 +144,8 @@ def check_columns(columns, path) -> DlcLayout:
             "others x, y, likelihood per bodypart",
         )
     scorer_level = names.index("scorer") if "scorer" in names else 0
-    scorers = list(dict.fromkeys(str(t[scorer_level]) for t in tuples))
+    per_column, mangled = scorer_of_each_column([str(t[scorer_level]) for t in tuples])
+    scorers = list(dict.fromkeys(per_column))
     if len(scorers) > 1:
         raise fail(path, f"DeepLabCut table mixes several scorers ({', '.join(scorers)}); keep one")
 
@@ -124,7 +188,10 @@ def check_columns(columns, path) -> DlcLayout:
             "DeepLabCut table holds only the excluded individual(s) "
             f"{', '.join(_DLC_EXCLUDED)} (unique bodyparts), no animals",
         )
-    return DlcLayout(animals=animals, positions=positions)
+    note = None
+    if mangled:
+        note = f"{scorers[0]} (its scorer row carries pandas' duplicate-name suffixes .1, .2, ...)"
+    return DlcLayout(animals=animals, positions=positions, scorer_note=note)
 
 
 def pandas_keys(p: Path) -> list[str]:
@@ -222,7 +289,7 @@ def load(fmt: PoseFormat, request: LoadRequest) -> Loaded:
     if layout.n_frames_known == 0:
         raise fail(path, "DeepLabCut table has no frames")
     chosen, bodyparts = pick_animal(layout.animals, request.animal, path)
-    extra = {}
+    extra = {"scorer": layout.scorer_note} if layout.scorer_note else {}
     if layout.h5_key is not None or p.suffix.lower() == ".hdf5":
         # keypoint-moseq cannot read these (pd.read_hdf without a key / '.h5' only), so
         # we apply its column layout ourselves, using the positions checked above.
