@@ -324,6 +324,61 @@ def write_nwb(path: Path, n=40, rate=25.0, timestamps=None):
             io.write(nwb)
 
 
+def nwb_without_nodes(tmp_path: Path) -> Path:
+    """The shared DLC2NWB file (ndx-pose 0.1.0) without its optional PoseEstimation 'nodes'."""
+    import shutil
+
+    path = tmp_path / "no_nodes.nwb"
+    shutil.copy(pose_file(DLC_NWB), path)
+    with h5py.File(path, "r+") as f:
+        assert list(f["specifications/ndx-pose"]) == ["0.1.0"]
+        del f["processing/behavior/PoseEstimation/nodes"]  # optional in ndx-pose 0.1's schema
+    return path
+
+
+NO_SKELETON = (
+    "keypoint-moseq's nwb loader failed: ValueError: This PoseEstimation object has no Skeleton, "
+    "so it has no nodes. Provide a 'skeleton' argument to access nodes via PoseEstimation.skeleton.nodes."
+)
+
+
+def test_nwb_from_an_older_ndx_pose_without_nodes_is_explained(tmp_path):
+    path = nwb_without_nodes(tmp_path)
+    for call in (lambda: load_session(path, "nwb", "x"), lambda: list_animals(path, "nwb")):
+        with pytest.raises(InputError) as err:
+            call()
+        first, second = str(err.value).split("\n")
+        assert first.startswith(f"{path}: this NWB file's pose estimation has no skeleton, so it names no bodyparts")
+        assert "written with ndx-pose 0.1.0" in first
+        assert "Re-export the NWB with ndx-pose >= 0.2" in first and "format deeplabcut" in first
+        assert second == "  " + NO_SKELETON  # the library's own text, one line below
+    with pytest.raises(InputError, match=rf"no pose sessions found in {tmp_path}\n  {path}: this NWB file's pose"):
+        discover_sessions([str(tmp_path)])  # the sessions CLI gives the reason too
+
+
+def test_nwb_without_a_skeleton_from_the_pinned_ndx_pose_is_explained(tmp_path):
+    from ndx_pose import PoseEstimation, PoseEstimationSeries
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="t", identifier="t",
+                  session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    series = [PoseEstimationSeries(name=b, description=b, data=np.zeros((5, 2)), unit="px",
+                                   reference_frame="top left", confidence=np.ones(5), rate=30.0)
+              for b in ("nose", "tail")]
+    module = nwb.create_processing_module(name="behavior", description="pose")
+    module.add(PoseEstimation(name="PoseEstimation", pose_estimation_series=series, description="d"))
+    path = tmp_path / "no_skeleton.nwb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    with pytest.raises(InputError) as err:
+        load_session(path, "nwb", "x")
+    first, second = str(err.value).split("\n")
+    assert "its PoseEstimation links no Skeleton (written with ndx-pose 0.4.0)" in first
+    assert second == "  " + NO_SKELETON
+
+
 def test_nwb_fps_from_file_rate_and_timestamps(tmp_path):
     write_nwb(tmp_path / "rate.nwb", rate=25.0)
     kp = load_session(tmp_path / "rate.nwb", "nwb", "r")
@@ -587,8 +642,18 @@ def test_anipose_loads_and_unsafe_names_are_refused(tmp_path):
     assert kp.coordinates.shape == (5, 2, 3) and kp.bodyparts == ["nose", "tail"]
     bad = tmp_path / "bad.csv"
     pd.DataFrame({k.replace("tail", "tail-base"): v for k, v in cols.items()}).to_csv(bad, index=False)
-    with pytest.raises(InputError, match=r"\['tail-base'\].*silently drop"):
+    with pytest.raises(InputError) as err:
         load_session(bad, "anipose", "a")
+    message = str(err.value)
+    assert message.startswith(f"{bad}: anipose CSV bodyparts ['tail-base'] have characters other than")
+    assert "would silently drop them. Rename them in the CSV header ('tail-base' -> 'tail_base')" in message
+    # the renaming the message gives makes a file that loads, with the new name
+    import re
+
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(bad).rename(columns=lambda c: re.sub(r"\W", "_", c)).to_csv(renamed, index=False)
+    assert "re.sub(r'\\W', '_', c)" in message
+    assert load_session(renamed, "anipose", "a").bodyparts == ["nose", "tail_base"]
 
 
 # --------------------------------------------------------------------------- validate_session

@@ -23,14 +23,18 @@ each turned into an :class:`~kpms_flow.keypoints.InputError` here:
 * a SLEAP ``.slp`` holding several videos: keypoint-moseq silently loads the first video only.
   Refused.
 * anipose csv whose bodypart names are not ``\\w+``: keypoint-moseq's header regex silently drops
-  them; one without a ``<bodypart>_score`` column per bodypart, or whose ``fnum`` column skips
-  frames (rows would be taken as consecutive frames). Refused.
+  them (the message says how to rename them); one without a ``<bodypart>_score`` column per
+  bodypart, or whose ``fnum`` column skips frames (rows would be taken as consecutive frames).
+  Refused.
 * sleap-anipose h5 that is a SLEAP analysis h5 (or not ``(frames, tracks, nodes, 3)``): the
   loader would slice the wrong axes. Refused.
 * a ``.slp`` with several instances per frame but no tracks: keypoint-moseq gets no animal at
   all. Refused.
 * NWB files whose PoseEstimationSeries are not all skeleton nodes: keypoint-moseq reads only the
   nodes and silently drops the other series. Refused.
+* known library failures (each format's ``known_failures``, e.g. ndx-pose's "This PoseEstimation
+  object has no Skeleton" for an NWB written by an older ndx-pose without ``nodes``): the message
+  gives the cause in the user's terms and what to do, with the library's text on the next line.
 * DANNCE ``.mat`` whose ``sampleID`` is not evenly spaced (predictions of separate stretches of
   video would be joined as consecutive frames), or whose ``pred`` is not
   ``(frames, 3, keypoints)``. Refused. An even stride (e.g. every 10th frame) is recorded as

@@ -27,6 +27,18 @@ def _anipose_check(p: Path, path) -> None:
     found = re.findall(r"(?P<string>\w+)_x,(?P=string)_y,(?P=string)_z", header)
     if not wanted:
         raise fail(path, "anipose CSV header has no '<bodypart>_x' columns")
+    unsafe = [w for w in wanted if not re.fullmatch(r"\w+", w)]
+    if unsafe:
+        renames = ", ".join(f"{w!r} -> {new!r}" for w, new in ((w, re.sub(r"\W", "_", w)) for w in unsafe))
+        raise fail(
+            path,
+            f"anipose CSV bodyparts {unsafe} have characters other than letters, digits and '_'; "
+            "keypoint-moseq 0.8.1 finds bodyparts by the pattern <name>_x,<name>_y,<name>_z with "
+            "<name> of word characters and would silently drop them. Rename them in the CSV "
+            f"header ({renames}), e.g. import re, pandas; pandas.read_csv(file).rename(columns="
+            "lambda c: re.sub(r'\\W', '_', c)).to_csv(new_file, index=False); then use new_file, "
+            "and the new names in the config",
+        )
     lost = [w for w in wanted if w not in found]
     if lost:
         raise fail(

@@ -163,8 +163,18 @@ def quiet_nwb():
         yield
 
 
-def call_keypoint_moseq(format: str, p: Path, path) -> tuple[dict, dict, list | set | None]:
-    """Run keypoint-moseq's loader for ``format`` on one file; wrap its errors.
+def call_keypoint_moseq(fmt: PoseFormat, p: Path, path) -> tuple[dict, dict, list | set | None]:
+    """Run keypoint-moseq's loader for a format on one file; wrap its errors.
+
+    Parameters
+    ----------
+    fmt : PoseFormat
+        The format; a failure matching one of its ``known_failures`` is explained in the
+        user's terms, with the library's text on the line below.
+    p : Path
+        The checked file.
+    path : path-like
+        The path as given (named in error messages).
 
     Returns
     -------
@@ -172,7 +182,7 @@ def call_keypoint_moseq(format: str, p: Path, path) -> tuple[dict, dict, list | 
         ``(coordinates, confidences, bodyparts)`` as the loader returns them: dicts keyed
         ``"s"`` or ``"s_<animal>"``.
     """
-    loader = getattr(kpms_io(), "_" + format.replace("-", "_") + "_loader")
+    loader = getattr(kpms_io(), "_" + fmt.name.replace("-", "_") + "_loader")
     try:
         # The loaders print (e.g. "Excluding individual: single"); keep pipeline logs clean.
         with contextlib.redirect_stdout(io.StringIO()), quiet_nwb():
@@ -181,9 +191,31 @@ def call_keypoint_moseq(format: str, p: Path, path) -> tuple[dict, dict, list | 
         raise
     except Exception as err:  # noqa: BLE001 - any loader failure is a bad input file
         detail = str(err).strip() or "(no message)"
-        raise fail(
-            path, f"keypoint-moseq's {format} loader failed: {type(err).__name__}: {detail}"
-        ) from err
+        original = f"keypoint-moseq's {fmt.name} loader failed: {type(err).__name__}: {detail}"
+        raise fail(path, explain_failure(fmt, p, original)) from err
+
+
+def explain_failure(fmt: PoseFormat, p: Path, original: str) -> str:
+    """The cause in the user's terms and what to do, then ``original`` on the line below.
+
+    Parameters
+    ----------
+    fmt : PoseFormat
+        The format whose ``known_failures`` are tried in order.
+    p : Path
+        The file (an explanation may read it, e.g. for the version that wrote it).
+    original : str
+        The library's failure, ``"<what failed>: <ExceptionType>: <message>"``.
+
+    Returns
+    -------
+    str
+        ``original`` unchanged when no known failure matches.
+    """
+    for known in fmt.known_failures:
+        if re.search(known.pattern, original):
+            return f"{known.explain(p)}\n  {original}"
+    return original
 
 
 def animal_of_key(key: str) -> str:
@@ -214,7 +246,7 @@ def load_with_keypoint_moseq(fmt: PoseFormat, request: LoadRequest) -> Loaded:
     p, path = request.file, request.path
     facts = fmt.precheck(p, path)
     extra = dict(facts.extra)
-    coord_d, conf_d, bodyparts = call_keypoint_moseq(fmt.name, p, path)
+    coord_d, conf_d, bodyparts = call_keypoint_moseq(fmt, p, path)
     found = {animal_of_key(k): k for k in coord_d}
     if not found:
         raise fail(path, f"keypoint-moseq's {fmt.name} loader found no animal in the file")
@@ -244,7 +276,7 @@ def load_with_keypoint_moseq(fmt: PoseFormat, request: LoadRequest) -> Loaded:
 def list_with_keypoint_moseq(fmt: PoseFormat, p: Path, path) -> list[str]:
     """The animals keypoint-moseq's loader finds, after the format's pre-check."""
     fmt.precheck(p, path)
-    coord_d, _, _ = call_keypoint_moseq(fmt.name, p, path)
+    coord_d, _, _ = call_keypoint_moseq(fmt, p, path)
     if not coord_d:
         raise fail(path, f"keypoint-moseq's {fmt.name} loader found no animal in the file")
     return [animal_of_key(k) for k in coord_d]
@@ -255,6 +287,23 @@ def list_with_keypoint_moseq(fmt: PoseFormat, p: Path, path) -> list[str]:
 
 def _no_precheck(p: Path, path) -> FileFacts:
     return FileFacts()
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    """A library failure kpms-flow can explain to a user.
+
+    Attributes
+    ----------
+    pattern : str
+        Regular expression searched in the library's text (``"<ExceptionType>: <message>"``).
+    explain : callable
+        ``explain(p) -> str``: the cause in the user's terms and what to do (it may read the
+        file ``p``, e.g. for the version of the software that wrote it).
+    """
+
+    pattern: str
+    explain: Callable[[Path], str]
 
 
 @dataclass(frozen=True)
@@ -279,6 +328,9 @@ class PoseFormat:
     list_animals : callable
         ``list_animals(fmt, p, path) -> list of str``; default: keypoint-moseq's loader's
         animal keys after ``precheck``.
+    known_failures : tuple of KnownFailure
+        Failures of keypoint-moseq's loader (or the libraries it calls) that are explained
+        in the user's terms, the library's text kept on the line below.
     reads_folders : bool
         The path may be a folder (Annolid results); the common file checks (readable,
         extension, known non-pose file) are then left to the loader.
@@ -292,5 +344,6 @@ class PoseFormat:
     precheck: Callable[[Path, object], FileFacts] = _no_precheck
     load: Callable[[PoseFormat, LoadRequest], Loaded] = load_with_keypoint_moseq
     list_animals: Callable[[PoseFormat, Path, object], list[str]] = list_with_keypoint_moseq
+    known_failures: tuple[KnownFailure, ...] = ()
     reads_folders: bool = False
     read_by_keypoint_moseq: bool = True

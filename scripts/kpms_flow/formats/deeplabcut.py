@@ -304,7 +304,7 @@ def load(fmt: PoseFormat, request: LoadRequest) -> Loaded:
         if key:
             extra["h5_key"] = key
     else:
-        coord_d, conf_d, kp_bodyparts = call_keypoint_moseq(fmt.name, p, path)
+        coord_d, conf_d, kp_bodyparts = call_keypoint_moseq(fmt, p, path)
         key = KEY if chosen == "" else f"{KEY}_{chosen}"
         if key not in coord_d:
             raise fail(path, f"keypoint-moseq returned no data for animal {chosen!r}")

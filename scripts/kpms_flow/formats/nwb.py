@@ -1,7 +1,9 @@
 """NWB files with ndx-pose ``PoseEstimation`` (e.g. written by DLC2NWB).
 
 keypoint-moseq 0.8.1 reads only the skeleton's nodes and silently drops other
-PoseEstimationSeries: such files are refused. The frame rate comes from the series.
+PoseEstimationSeries: such files are refused. The frame rate comes from the series. A
+PoseEstimation without a skeleton (an older ndx-pose's file without ``nodes``) makes ndx-pose
+fail with a programmer's message; it is explained (:data:`KNOWN_FAILURES`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..keypoints import InputError
-from .base import FileFacts, fail, quiet_nwb
+from .base import FileFacts, KnownFailure, fail, quiet_nwb
 
 
 def _nwb_info(p: Path, path) -> tuple[float | None, bool]:
@@ -73,3 +75,39 @@ def precheck(p: Path, path) -> FileFacts:
 def sniff(p: Path) -> bool:
     """Any ``.nwb`` (only the nwb loader reads them)."""
     return True
+
+
+def _ndx_pose_versions(p: Path) -> list[str]:
+    """The ndx-pose versions whose namespace the file caches (the version that wrote it)."""
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            cached = f.get("specifications/ndx-pose")
+            return sorted(cached.keys()) if cached is not None else []
+    except OSError:
+        return []
+
+
+def _explain_no_skeleton(p: Path) -> str:
+    versions = _ndx_pose_versions(p)
+    older = [v for v in versions if v.split(".")[:2] in (["0", "1"], ["0", "0"])]
+    if older:
+        how = (
+            f"the file was written with ndx-pose {older[0]}, whose PoseEstimation could leave out "
+            "its list of bodyparts ('nodes'), and this one does"
+        )
+    else:
+        written = f" (written with ndx-pose {versions[-1]})" if versions else ""
+        how = f"its PoseEstimation links no Skeleton{written}"
+    return (
+        "this NWB file's pose estimation has no skeleton, so it names no bodyparts: "
+        f"{how}. keypoint-moseq reads the bodyparts from the skeleton and cannot load it. "
+        "Re-export the NWB with ndx-pose >= 0.2, giving its PoseEstimation a Skeleton that "
+        "names the bodyparts (ndx-pose's README shows how), or give the tracker's own file "
+        "instead (e.g. the DeepLabCut .h5 with format deeplabcut)"
+    )
+
+
+# ndx-pose's failures keypoint-moseq passes through, explained in the user's terms.
+KNOWN_FAILURES = (KnownFailure(r"PoseEstimation object has no Skeleton", _explain_no_skeleton),)
