@@ -1,4 +1,4 @@
-"""Tests for the annolid format (kpms_flow.annolid through formats.load_session/list_animals)."""
+"""Tests for the annolid format (kpms_flow.formats.annolid through formats.load_session/list_animals)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, shared_pose
-from kpms_flow import annolid
+from kpms_flow.formats import annolid
 from kpms_flow.formats import FORMATS, list_animals, load_session, sniff_format
 from kpms_flow.keypoints import InputError, read_session, write_session
 from kpms_flow.sessions import discover_sessions, infer_format, read_sessions_table

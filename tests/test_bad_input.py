@@ -252,6 +252,12 @@ def made_files(folder: Path) -> dict[str, Path]:
     files["folder"] = folder / "folder.h5"
     files["folder"].mkdir()
     files["video_25fps"] = write_video(folder / "video_25fps.avi", n_frames=400, fps=25.0)
+    nwb = ROOT / ".." / "shared" / "data" / "pose" / SHARED["nwb"]
+    if nwb.exists():  # an NWB as an older ndx-pose (0.1) may write it: no 'nodes', no skeleton
+        files["nwb_no_nodes"] = folder / "no_nodes.nwb"
+        shutil.copy(nwb, files["nwb_no_nodes"])
+        with h5py.File(files["nwb_no_nodes"], "r+") as f:
+            del f["processing/behavior/PoseEstimation/nodes"]
     return files
 
 
@@ -264,7 +270,10 @@ SHARED = {
     "ethome": "ethome_social_mice/e3v813a-20210610T122332-122642DLC_dlcrnetms5_pilot_studySep24shuffle1_100000_el_filtered.csv",
     "boris": "ethome_social_mice/e3v813a-20210610T122332-122642_reencode.BORIS_annotations.csv",
     "deepof": "deepof_topview/testDLC_h5_table.h5",
+    "nwb": "dlc_openfield_mouse/m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.nwb",
 }
+# made_files' files derived from a shared file (made only when it is there)
+DERIVED_FROM_SHARED = {"nwb_no_nodes": "nwb"}
 LOAD_CASES = {
     "no_likelihood": ("mabe", "deeplabcut", "", "", "",
                       r"no 'likelihood' coordinate .* would silently load this file with the wrong keypoints"),
@@ -290,6 +299,11 @@ LOAD_CASES = {
                   r"50 frames, fewer than the minimum 100 \(config key 'min_frames'\): too short"),
     "fps_disagrees": ("good", "deeplabcut", "", "30", "video_25fps",
                       r"the video .*video_25fps\.avi says 25 fps but the sessions table says 30"),
+    # the cause and what to do, then the library's own text one line below
+    "nwb_without_skeleton": ("nwb_no_nodes", "nwb", "", "", "",
+                             r"this NWB file's pose estimation has no skeleton.* Re-export the NWB[^\n]*\n"
+                             r"  keypoint-moseq's nwb loader failed: ValueError: This PoseEstimation object "
+                             r"has no Skeleton"),
 }
 # Loaded fine: multi-animal DeepLabCut, whose bodyparts keypoint-moseq returns as a set.
 GOOD_CASES = {"multi_animal_adult": ("ethome", "deeplabcut", "adult", "", "")}
@@ -308,7 +322,7 @@ def load_run(tmp_path_factory):
     rows, skipped = [], {}
     for session, (source, fmt, animal, fps, video, *_) in {**LOAD_CASES, **GOOD_CASES}.items():
         if source not in available:
-            skipped[session] = f"{SHARED[source]} not in ../shared/data/pose"
+            skipped[session] = f"{SHARED[DERIVED_FROM_SHARED.get(source, source)]} not in ../shared/data/pose"
             continue
         rows.append({"session": session, "path": available[source], "format": fmt, "animal": animal,
                      "fps": fps, "train": "true", "video": files.get(video, "")})

@@ -16,14 +16,13 @@ from kpms_flow.formats import (
     FORMAT_EXTENSIONS,
     FORMATS,
     KPMS_FORMATS,
-    _dlc_arrays_from_frame,
-    _dlc_header,
     list_animals,
     load_session,
     sniff_format,
     validate_session,
     video_info,
 )
+from kpms_flow.formats.deeplabcut import arrays_from_frame, read_header
 from kpms_flow.keypoints import InputError, SessionKeypoints, sha256_of_file
 from kpms_flow.sessions import discover_sessions, infer_format
 from conftest import write_video, shared_pose as pose_file
@@ -92,6 +91,50 @@ def test_format_names_match_keypoint_moseq():
     assert FORMAT_EXTENSIONS["sleap"] == (".h5", ".hdf5", ".slp")
     assert FORMAT_EXTENSIONS["dannce"] == (".mat",)
     assert FORMAT_EXTENSIONS["annolid"] == (".ndjson",)
+
+
+def test_the_registry_is_the_only_list_of_formats():
+    """Sessions table, CLI and schema take the formats from the registry's records."""
+    import yaml
+
+    from kpms_flow import sessions
+    from kpms_flow.formats import DISCOVER_EXTENSIONS, REGISTRY, get_format
+
+    assert tuple(fmt.name for fmt in REGISTRY) == FORMATS
+    assert {fmt.name: fmt.extensions for fmt in REGISTRY} == FORMAT_EXTENSIONS
+    schema_path = Path(__file__).parents[1] / "workflow" / "schemas" / "sessions.schema.yaml"
+    enum = yaml.safe_load(schema_path.read_text())["properties"]["format"]["enum"]
+    assert enum == list(FORMATS), "sessions.schema.yaml's format enum must list the registry's formats"
+    # searched folders skip .json (not self-identifying) and .ndjson (Annolid: found as folders)
+    assert set(DISCOVER_EXTENSIONS) == {".csv", ".h5", ".hdf5", ".slp", ".nwb", ".mat"}
+    assert sessions.DISCOVER_EXTENSIONS is DISCOVER_EXTENSIONS
+    assert get_format("freipose").sniff is None and get_format("annolid").reads_folders
+    with pytest.raises(InputError, match=r"f\.h5: unknown format 'SLEAP' \(names are case-sensitive: did you mean 'sleap'\?\); valid formats are: deeplabcut, sleap, anipose"):
+        get_format("SLEAP", "f.h5")
+
+
+def test_sniffing_tries_the_formats_that_read_the_extension_in_registry_order(tmp_path):
+    # A CSV both DeepLabCut-like and anipose-like: deeplabcut comes first in the registry.
+    both = tmp_path / "both.csv"
+    both.write_text("scorer,a_x,a_score\nbodyparts,1,1\n")
+    assert sniff_format(both) == "deeplabcut"
+    anipose = tmp_path / "pose3d.csv"
+    anipose.write_text("nose_x,nose_y,nose_z,nose_score,fnum\n1,2,3,0.9,0\n")
+    assert sniff_format(anipose) == "anipose"
+    with h5py.File(tmp_path / "points3d.h5", "w") as f:
+        f["tracks"] = np.zeros((5, 1, 4, 3))
+    assert sniff_format(tmp_path / "points3d.h5") == "sleap-anipose"
+    with h5py.File(tmp_path / "analysis.h5", "w") as f:  # SLEAP's layout with 3 frames: still sleap
+        f["tracks"] = np.zeros((1, 2, 4, 3))
+        f["node_names"] = [b"a", b"b", b"c", b"d"]
+    assert sniff_format(tmp_path / "analysis.h5") == "sleap"
+    with h5py.File(tmp_path / "facemap.h5", "w") as f:
+        f.create_group("Facemap")
+    assert sniff_format(tmp_path / "facemap.h5") == "facemap"
+    (tmp_path / "not.h5").write_text("not hdf5")
+    (tmp_path / "pred.json").write_text("[]")
+    assert sniff_format(tmp_path / "not.h5") is None and sniff_format(tmp_path / "pred.json") is None
+    assert sniff_format(tmp_path) is None  # a folder without Annolid annotations
 
 
 # --------------------------------------------------------------------------- real files load
@@ -169,9 +212,9 @@ def test_multi_animal_dlc_pitfall_is_real_and_arrays_match_kpms():
     kp = load_session(path, "deeplabcut", "x", animal="adult")
     np.testing.assert_array_equal(kp.coordinates, coords["s_adult"])
     # our own column extraction (used where keypoint-moseq cannot read the file) agrees too
-    layout = _dlc_header(path, path)
+    layout = read_header(path, path)
     df = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0)
-    own_xy, own_conf = _dlc_arrays_from_frame(df, layout, "juvenile", path)
+    own_xy, own_conf = arrays_from_frame(df, layout, "juvenile", path)
     np.testing.assert_array_equal(own_xy, coords["s_juvenile"])
     np.testing.assert_array_equal(own_conf, confs["s_juvenile"])
 
@@ -279,6 +322,61 @@ def write_nwb(path: Path, n=40, rate=25.0, timestamps=None):
         warnings.simplefilter("ignore")
         with NWBHDF5IO(str(path), "w") as io:
             io.write(nwb)
+
+
+def nwb_without_nodes(tmp_path: Path) -> Path:
+    """The shared DLC2NWB file (ndx-pose 0.1.0) without its optional PoseEstimation 'nodes'."""
+    import shutil
+
+    path = tmp_path / "no_nodes.nwb"
+    shutil.copy(pose_file(DLC_NWB), path)
+    with h5py.File(path, "r+") as f:
+        assert list(f["specifications/ndx-pose"]) == ["0.1.0"]
+        del f["processing/behavior/PoseEstimation/nodes"]  # optional in ndx-pose 0.1's schema
+    return path
+
+
+NO_SKELETON = (
+    "keypoint-moseq's nwb loader failed: ValueError: This PoseEstimation object has no Skeleton, "
+    "so it has no nodes. Provide a 'skeleton' argument to access nodes via PoseEstimation.skeleton.nodes."
+)
+
+
+def test_nwb_from_an_older_ndx_pose_without_nodes_is_explained(tmp_path):
+    path = nwb_without_nodes(tmp_path)
+    for call in (lambda: load_session(path, "nwb", "x"), lambda: list_animals(path, "nwb")):
+        with pytest.raises(InputError) as err:
+            call()
+        first, second = str(err.value).split("\n")
+        assert first.startswith(f"{path}: this NWB file's pose estimation has no skeleton, so it names no bodyparts")
+        assert "written with ndx-pose 0.1.0" in first
+        assert "Re-export the NWB with ndx-pose >= 0.2" in first and "format deeplabcut" in first
+        assert second == "  " + NO_SKELETON  # the library's own text, one line below
+    with pytest.raises(InputError, match=rf"no pose sessions found in {tmp_path}\n  {path}: this NWB file's pose"):
+        discover_sessions([str(tmp_path)])  # the sessions CLI gives the reason too
+
+
+def test_nwb_without_a_skeleton_from_the_pinned_ndx_pose_is_explained(tmp_path):
+    from ndx_pose import PoseEstimation, PoseEstimationSeries
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="t", identifier="t",
+                  session_start_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc))
+    series = [PoseEstimationSeries(name=b, description=b, data=np.zeros((5, 2)), unit="px",
+                                   reference_frame="top left", confidence=np.ones(5), rate=30.0)
+              for b in ("nose", "tail")]
+    module = nwb.create_processing_module(name="behavior", description="pose")
+    module.add(PoseEstimation(name="PoseEstimation", pose_estimation_series=series, description="d"))
+    path = tmp_path / "no_skeleton.nwb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    with pytest.raises(InputError) as err:
+        load_session(path, "nwb", "x")
+    first, second = str(err.value).split("\n")
+    assert "its PoseEstimation links no Skeleton (written with ndx-pose 0.4.0)" in first
+    assert second == "  " + NO_SKELETON
 
 
 def test_nwb_fps_from_file_rate_and_timestamps(tmp_path):
@@ -425,6 +523,72 @@ def test_dlc_csv_with_extra_index_column_is_refused(tmp_path):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize("shared", [DLC_CSV, MADLC_CSV])
+def test_dlc_csv_resaved_by_pandas_loads_as_keypoint_moseq_loads_it(tmp_path, shared):
+    """read_csv's default single header row numbers repeated scorers X, X.1, X.2, ...; saving
+    again writes them into the scorer row. keypoint-moseq ignores the scorer; so do we."""
+    import contextlib
+    import io
+
+    import keypoint_moseq.io as kio
+
+    source = pose_file(shared)
+    resaved = tmp_path / "resaved.csv"
+    pd.read_csv(source).to_csv(resaved, index=False)
+    scorer_row = resaved.read_text().splitlines()[0].split(",")
+    assert scorer_row[2].endswith(".1") and scorer_row[-1].endswith(f".{len(scorer_row) - 2}")
+    animal = "juvenile" if shared == MADLC_CSV else ""
+    original = load_session(source, "deeplabcut", "o", animal=animal)
+    kp = load_session(resaved, "deeplabcut", "r", animal=animal)
+    assert kp.bodyparts == original.bodyparts
+    np.testing.assert_array_equal(kp.coordinates, original.coordinates)
+    np.testing.assert_array_equal(kp.confidences, original.confidences)
+    assert "pandas' duplicate-name suffixes" in kp.extra_attrs["scorer"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coords, confs, _ = kio._deeplabcut_loader(str(resaved), "s")
+    key = f"s_{animal}" if animal else "s"
+    np.testing.assert_array_equal(kp.coordinates, np.where(np.isfinite(coords[key]), coords[key], np.nan))
+    assert list_animals(resaved, "deeplabcut") == list_animals(source, "deeplabcut")
+
+
+def test_dlc_scorers_that_really_differ_are_still_refused(tmp_path):
+    df = dlc_frame(["nose", "tail"])
+    df.columns = pd.MultiIndex.from_tuples(
+        [("A" if bp == "nose" else "A.5", bp, c) for _, bp, c in df.columns], names=df.columns.names
+    )  # ".5" is not how pandas numbers the second column named A
+    path = tmp_path / "two_scorers.csv"
+    df.to_csv(path)
+    with pytest.raises(InputError, match=r"mixes several scorers \(A, A\.5\); keep one"):
+        load_session(path, "deeplabcut", "x")
+
+
+def test_dlc_csv_resaved_with_an_index_column_says_how_to_drop_it(tmp_path):
+    source = pose_file(DLC_CSV)
+    resaved = tmp_path / "with_index.csv"
+    pd.read_csv(source).to_csv(resaved)  # pandas writes its own row numbers as column 1
+    with pytest.raises(InputError) as err:
+        load_session(resaved, "deeplabcut", "x")
+    message = str(err.value)
+    assert message.startswith(f"{resaved}: its first column looks like a pandas index column")
+    assert "header levels found [None, '0', '1']" in message
+    assert "pandas.read_csv(file, index_col=0).to_csv(new_file, index=False)" in message
+    # the remedy the message gives works
+    fixed = tmp_path / "fixed.csv"
+    pd.read_csv(resaved, index_col=0).to_csv(fixed, index=False)
+    np.testing.assert_array_equal(
+        load_session(fixed, "deeplabcut", "f").coordinates, load_session(source, "deeplabcut", "o").coordinates
+    )
+    # the other way to get an index column: reset_index() before saving
+    reset = tmp_path / "reset.csv"
+    pd.read_csv(source, header=[0, 1, 2], index_col=0).reset_index().to_csv(reset)
+    with pytest.raises(InputError) as err:
+        load_session(reset, "deeplabcut", "x")
+    assert "column 1 ('index', 'Unnamed: 1_level_1', 'Unnamed: 1_level_2') looks like a pandas index column" in str(err.value)
+    df = pd.read_csv(reset, header=[0, 1, 2], index_col=0)
+    df.drop(columns=df.columns[0]).to_csv(fixed)
+    assert load_session(fixed, "deeplabcut", "f").coordinates.shape == (2330, 4, 2)
+
+
 def test_dlc_csv_without_index_column_is_refused(tmp_path):
     path = tmp_path / "noindex.csv"
     dlc_frame(["nose", "tail"]).to_csv(path, index=False)
@@ -478,8 +642,18 @@ def test_anipose_loads_and_unsafe_names_are_refused(tmp_path):
     assert kp.coordinates.shape == (5, 2, 3) and kp.bodyparts == ["nose", "tail"]
     bad = tmp_path / "bad.csv"
     pd.DataFrame({k.replace("tail", "tail-base"): v for k, v in cols.items()}).to_csv(bad, index=False)
-    with pytest.raises(InputError, match=r"\['tail-base'\].*silently drop"):
+    with pytest.raises(InputError) as err:
         load_session(bad, "anipose", "a")
+    message = str(err.value)
+    assert message.startswith(f"{bad}: anipose CSV bodyparts ['tail-base'] have characters other than")
+    assert "would silently drop them. Rename them in the CSV header ('tail-base' -> 'tail_base')" in message
+    # the renaming the message gives makes a file that loads, with the new name
+    import re
+
+    renamed = tmp_path / "renamed.csv"
+    pd.read_csv(bad).rename(columns=lambda c: re.sub(r"\W", "_", c)).to_csv(renamed, index=False)
+    assert "re.sub(r'\\W', '_', c)" in message
+    assert load_session(renamed, "anipose", "a").bodyparts == ["nose", "tail_base"]
 
 
 # --------------------------------------------------------------------------- validate_session

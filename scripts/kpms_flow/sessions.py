@@ -25,8 +25,16 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import write_table
-from . import annolid
-from .formats import FORMAT_EXTENSIONS, FORMATS, check_format, describe_non_pose, list_animals, sniff_format
+from .formats import (
+    DISCOVER_EXTENSIONS,
+    FORMAT_EXTENSIONS,
+    FORMATS,
+    annolid,
+    check_format,
+    describe_non_pose,
+    list_animals,
+    sniff_format,
+)
 from .keypoints import InputError
 
 COLUMNS = ["session", "path", "format", "animal", "fps", "group", "train", "video"]
@@ -41,12 +49,6 @@ _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
-
-# Extensions looked at when a folder or glob is expanded without --format (.json is left out:
-# LabelMe/Annolid folders are full of .json that are not FreiPose files; Annolid results
-# folders are found as folders, see annolid.find_results).
-_DISCOVER_EXTENSIONS = (".h5", ".hdf5", ".csv", ".slp", ".nwb", ".mat")
-
 
 def safe_name(text: str) -> str:
     """Make ``text`` safe as a session name: only ``[A-Za-z0-9._-]``, others become ``_``.
@@ -194,7 +196,7 @@ def discover_sessions(patterns: list[str], format: str | None = None) -> pd.Data
     if format == "annolid":
         extensions: tuple[str, ...] = ()
     else:
-        extensions = FORMAT_EXTENSIONS[format] if format else _DISCOVER_EXTENSIONS
+        extensions = FORMAT_EXTENSIONS[format] if format else DISCOVER_EXTENSIONS
     rows, skipped = [], []
     for path, explicit in _expand(patterns, extensions, with_annolid=format in (None, "annolid")):
         try:

@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .keypoints import InputError
+from ..keypoints import InputError
+from .base import Loaded, LoadRequest, PoseFormat, fail
+from .video import video_info
 
 FORMAT = "annolid"
 STORE_SUFFIX = "_annotations.ndjson"
@@ -49,10 +51,6 @@ _FRAME_JSON = re.compile(r"^(?P<video>.+)_(?P<frame>\d{9})\.json$", re.IGNORECAS
 _DERIVED_CSV = re.compile(r"^(?P<video>.+)_(?P<kind>tracking|tracked)\.csv$", re.IGNORECASE)
 # Video files looked for beside a results folder (<parent>/<video>.<ext>) or inside it.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
-
-
-def _fail(path, cause: str) -> InputError:
-    return InputError(f"{path}: {cause}")
 
 
 # --------------------------------------------------------------------------- finding the files
@@ -126,32 +124,32 @@ def find_source(path) -> AnnolidSource:
     """
     p = Path(path)
     if not p.exists():
-        raise _fail(path, "not found (an Annolid results folder or <video>_annotations.ndjson)")
+        raise fail(path, "not found (an Annolid results folder or <video>_annotations.ndjson)")
     if p.is_file():
         kind = derived_csv_kind(p)
         if kind is not None:
-            raise _fail(path, _derived_csv_message(p, kind))
+            raise fail(path, _derived_csv_message(p, kind))
         if p.suffix.lower() == ".ndjson":
             stem = p.name[: -len(STORE_SUFFIX)] if p.name.endswith(STORE_SUFFIX) else p.stem
             frames = _frame_files(p.parent, stem).get(stem, {})
             return AnnolidSource(str(path), p.parent, stem, p, frames)
         if _FRAME_JSON.match(p.name):
-            raise _fail(
+            raise fail(
                 path,
                 "is one Annolid per-frame LabelMe file; the annolid format reads a whole video: "
                 f"give its results folder {p.parent}",
             )
-        raise _fail(
+        raise fail(
             path,
             "is not an Annolid results folder or annotation store (<video>_annotations.ndjson)",
         )
     if not p.is_dir():
-        raise _fail(path, "is neither a file nor a folder")
+        raise fail(path, "is neither a file nor a folder")
 
     stores = _stores_in(p)
     if len(stores) > 1:
         names = ", ".join(s.name for s in stores)
-        raise _fail(
+        raise fail(
             path,
             f"holds {len(stores)} Annolid annotation stores ({names}); give the .ndjson file of "
             "one video as the path",
@@ -163,7 +161,7 @@ def find_source(path) -> AnnolidSource:
         return AnnolidSource(str(path), p, stem, store, frames)
     groups = _frame_files(p, None)
     if len(groups) > 1:
-        raise _fail(
+        raise fail(
             path,
             f"holds per-frame Annolid JSON of {len(groups)} videos ({', '.join(sorted(groups))}); "
             "keep one video per results folder",
@@ -178,7 +176,7 @@ def find_source(path) -> AnnolidSource:
     derived = sorted(f.name for f in p.glob("*.csv") if derived_csv_kind(f))
     if derived and not below:
         hint = f"; it holds only Annolid's derived CSV ({', '.join(derived)}), which is not read"
-    raise _fail(
+    raise fail(
         path,
         f"holds no Annolid annotations (no *{STORE_SUFFIX} and no <video>_%09d.json){hint}",
     )
@@ -279,7 +277,7 @@ def _read_store(source: AnnolidSource) -> tuple[dict[int, dict], dict]:
     try:
         lines = store.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise _fail(store, f"cannot be read as UTF-8 text ({err})") from err
+        raise fail(store, f"cannot be read as UTF-8 text ({err})") from err
     content = [(i, line.strip()) for i, line in enumerate(lines, 1) if line.strip()]
     seeds = None
     legacy_index = 0
@@ -291,15 +289,15 @@ def _read_store(source: AnnolidSource) -> tuple[dict[int, dict], dict]:
                 # A half-written last line (Annolid stopped while appending): skip, recorded.
                 notes["store_truncated_last_line"] = lineno
                 continue
-            raise _fail(store, f"line {lineno} is not valid JSON ({err.msg})") from err
+            raise fail(store, f"line {lineno} is not valid JSON ({err.msg})") from err
         if not isinstance(record, dict):
-            raise _fail(store, f"line {lineno} is not a JSON object (a frame record)")
+            raise fail(store, f"line {lineno} is not a JSON object (a frame record)")
         frame = record.get("frame")
         if frame is not None:
             try:
                 frame = int(frame)
             except (TypeError, ValueError) as err:
-                raise _fail(store, f"line {lineno}: frame {record.get('frame')!r} is not an integer") from err
+                raise fail(store, f"line {lineno}: frame {record.get('frame')!r} is not an integer") from err
         else:
             frame = _frame_from_image_path(record.get("imagePath"))
             if frame is None:
@@ -313,7 +311,7 @@ def _read_store(source: AnnolidSource) -> tuple[dict[int, dict], dict]:
                         seen += 1
             legacy_index += 1
         if frame < 0:
-            raise _fail(store, f"line {lineno}: negative frame {frame}")
+            raise fail(store, f"line {lineno}: negative frame {frame}")
         records[frame] = record
         notes["store_lines"] += 1
     return records, notes
@@ -327,9 +325,9 @@ def _read_frames(source: AnnolidSource) -> tuple[dict[int, dict], dict[int, str]
         try:
             data = json.loads(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise _fail(f, f"is not a readable LabelMe JSON file ({err})") from err
+            raise fail(f, f"is not a readable LabelMe JSON file ({err})") from err
         if not isinstance(data, dict):
-            raise _fail(f, "is not a LabelMe JSON object")
+            raise fail(f, "is not a LabelMe JSON object")
         if data.get("annotation_store"):
             # A stub: the frame's shapes live in the store.
             stub_frame = data.get("frame", frame)
@@ -338,7 +336,7 @@ def _read_frames(source: AnnolidSource) -> tuple[dict[int, dict], dict[int, str]
             except (TypeError, ValueError):
                 stub_frame = frame
             if stub_frame not in records:
-                raise _fail(
+                raise fail(
                     f,
                     f"is an Annolid stub pointing to frame {stub_frame} of "
                     f"{data.get('annotation_store')}, which has no record for that frame",
@@ -372,21 +370,21 @@ def _shape_score(shape: dict, where: str, path) -> float | None:
     try:
         value = float(score)
     except (TypeError, ValueError) as err:
-        raise _fail(path, f"{where}: score {score!r} is not a number") from err
+        raise fail(path, f"{where}: score {score!r} is not a number") from err
     return value if math.isfinite(value) else 0.0
 
 
 def _shape_xy(shape: dict, where: str, path) -> tuple[float, float] | None:
     points = shape.get("points")
     if not isinstance(points, list) or not points or not isinstance(points[0], (list, tuple)) or len(points[0]) < 2:
-        raise _fail(path, f"{where}: 'points' {points!r} is not [[x, y]]")
+        raise fail(path, f"{where}: 'points' {points!r} is not [[x, y]]")
     x, y = points[0][0], points[0][1]
     if x is None or y is None:
         return None
     try:
         x, y = float(x), float(y)
     except (TypeError, ValueError) as err:
-        raise _fail(path, f"{where}: point {points[0]!r} is not numeric") from err
+        raise fail(path, f"{where}: point {points[0]!r} is not numeric") from err
     if not (math.isfinite(x) and math.isfinite(y)):
         return None
     return x, y
@@ -417,7 +415,7 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
     records, origin, notes = _read_frames(source)
     path = source.path
     if not records:
-        raise _fail(path, "Annolid annotations hold no frame records")
+        raise fail(path, "Annolid annotations hold no frame records")
     animals: dict[str, None] = {}
     bodyparts: dict[str, None] = {}
     points: dict[tuple[str, int, str], tuple[float, float, float, str]] = {}
@@ -427,12 +425,12 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
         record = records[frame]
         shapes = record.get("shapes") or []
         if not isinstance(shapes, list):
-            raise _fail(path, f"frame {frame}: 'shapes' is not a list")
+            raise fail(path, f"frame {frame}: 'shapes' is not a list")
         src = "the annotation store" if origin[frame] == "store" else source.frame_files[frame].name
         for i, shape in enumerate(shapes):
             where = f"frame {frame} ({src}) shape {i}"
             if not isinstance(shape, dict):
-                raise _fail(path, f"{where} is not a JSON object")
+                raise fail(path, f"{where} is not a JSON object")
             if shape.get("shape_type") != "point":
                 counts["other_shapes"] += 1
                 owner = _shape_animal(shape)
@@ -441,7 +439,7 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
                 continue
             bodypart = str(shape.get("display_label") or shape.get("label") or "").strip()
             if not bodypart:
-                raise _fail(path, f"{where}: point shape without a label")
+                raise fail(path, f"{where}: point shape without a label")
             xy = _shape_xy(shape, where, path)
             counts["point_shapes"] += 1
             animal = _shape_animal(shape)
@@ -460,7 +458,7 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
                     continue  # the same bodypart twice (multi-peak): keep the higher confidence
             points[key] = (xy[0], xy[1], conf, how)
     if not counts["point_shapes"]:
-        raise _fail(
+        raise fail(
             path,
             f"Annolid annotations hold no point shapes (keypoints) in {len(records)} frame "
             f"records ({counts['other_shapes']} other shapes: polygons, boxes, masks are not keypoints)",
@@ -468,7 +466,7 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
     names = list(animals)
     if "" in animals and len(names) > 1:
         unnamed = sum(1 for (a, _, _) in points if a == "")
-        raise _fail(
+        raise fail(
             path,
             f"{unnamed} points have no instance_label/group_id/instance_id while others belong to "
             f"animals {', '.join(repr(n) for n in names if n)}; cannot tell whose they are",
@@ -483,12 +481,7 @@ def read_points(source: AnnolidSource) -> AnnolidPoints:
     )
 
 
-def list_animals(path) -> list[str]:
-    """Animals of an Annolid results folder (``[""]`` for a single unnamed animal)."""
-    return read_points(find_source(path)).animals
-
-
-def load(source: AnnolidSource, animal: str, bodyparts=None, n_frames: int | None = None):
+def read_animal(source: AnnolidSource, animal: str, bodyparts=None, n_frames: int | None = None):
     """One animal's arrays.
 
     Returns
@@ -503,19 +496,19 @@ def load(source: AnnolidSource, animal: str, bodyparts=None, n_frames: int | Non
     if animal not in data.animals:
         listed = ", ".join(repr(a) for a in data.animals)
         if animal == "" and len(data.animals) > 1:
-            raise _fail(path, f"holds {len(data.animals)} animals ({listed}); name one in the 'animal' column")
+            raise fail(path, f"holds {len(data.animals)} animals ({listed}); name one in the 'animal' column")
         if animal == "" and len(data.animals) == 1:
             animal = data.animals[0]
         elif data.animals == [""]:
-            raise _fail(path, f"holds a single animal, but animal {animal!r} was requested; leave it empty")
+            raise fail(path, f"holds a single animal, but animal {animal!r} was requested; leave it empty")
         else:
-            raise _fail(path, f"has no animal {animal!r}; the annotations hold: {listed}")
+            raise fail(path, f"has no animal {animal!r}; the annotations hold: {listed}")
 
     if bodyparts:
         order = [str(b) for b in bodyparts]
         unknown = [b for b in data.bodyparts if b not in order]
         if unknown:
-            raise _fail(
+            raise fail(
                 path,
                 f"Annolid point labels {unknown} are not in the configured bodyparts {order}; "
                 "add them to config 'bodyparts' or relabel them in Annolid",
@@ -526,7 +519,7 @@ def load(source: AnnolidSource, animal: str, bodyparts=None, n_frames: int | Non
     needed = data.last_frame + 1
     if n_frames is not None:
         if needed > n_frames:
-            raise _fail(
+            raise fail(
                 path,
                 f"Annolid annotations reach frame {data.last_frame} but the video has {n_frames} "
                 "frames: is it the right video?",
@@ -557,3 +550,48 @@ def load(source: AnnolidSource, animal: str, bodyparts=None, n_frames: int | Non
         # The tracker's name for this instance (its polygon/box label), for the record only.
         extra["annolid_instance_shapes"] = ", ".join(data.mask_labels[animal])
     return animal, coords, confs, list(order), extra
+
+
+# --------------------------------------------------------------------------- the format record
+
+
+def list_animals(fmt: PoseFormat, p: Path, path) -> list[str]:
+    """Animals of an Annolid results folder (``[""]`` for a single unnamed animal)."""
+    return read_points(find_source(path)).animals
+
+
+def load(fmt: PoseFormat, request: LoadRequest) -> Loaded:
+    """One animal of a results folder; a video beside it gives the frame count when none is given."""
+    source = find_source(request.path)
+    vinfo = request.video
+    if vinfo is None:
+        found = find_video(source)
+        if found is not None:
+            try:
+                vinfo = video_info(found, request.path)
+            except InputError:
+                vinfo = None  # a file that only looks like the video: go without it
+    chosen, coords, confs, bodyparts, extra = read_animal(
+        source, request.animal, bodyparts=request.bodyparts, n_frames=vinfo.n_frames if vinfo else None
+    )
+    return Loaded(
+        animal=chosen,
+        coordinates=coords,
+        confidences=confs,
+        bodyparts=bodyparts,
+        file_fps=None,
+        extra=extra,
+        sha256=source_digest(source),
+        video=vinfo,
+    )
+
+
+def sniff(p: Path) -> bool:
+    """An ``.ndjson`` annotation store, or a folder holding Annolid annotations."""
+    if not p.is_dir():
+        return True  # only .ndjson files get here; Annolid is the only reader of them
+    try:
+        find_source(p)
+    except InputError:
+        return False
+    return True
