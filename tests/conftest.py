@@ -143,3 +143,39 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# The quick lane (-m "not workflow") runs no Snakemake: a test (or a fixture it sets up,
+# whatever its scope) that starts the snakemake executable without the `workflow` marker
+# fails, so a missing marker cannot slow the quick lane unnoticed.
+_POPEN = subprocess.Popen
+_running: dict[str, pytest.Item | None] = {"item": None}
+
+
+class _PopenMarkedSnakemakeOnly(_POPEN):
+    def __init__(self, args, *more, **kwargs):
+        item = _running["item"]
+        single = isinstance(args, (str, bytes, os.PathLike))
+        words = os.fsdecode(args).split() if single else [os.fsdecode(a) for a in args]
+        if item is not None and "workflow" not in item.keywords and any(
+            Path(word).name == "snakemake" for word in words
+        ):
+            raise AssertionError(f"{item.nodeid} runs snakemake: mark it @pytest.mark.workflow")
+        super().__init__(args, *more, **kwargs)
+
+
+def pytest_configure(config):
+    subprocess.Popen = _PopenMarkedSnakemakeOnly
+
+
+def pytest_unconfigure(config):
+    subprocess.Popen = _POPEN
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running["item"] = item
+    try:
+        return (yield)
+    finally:
+        _running["item"] = None
