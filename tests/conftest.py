@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -18,14 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
-# Tiny iteration counts: the workflow tests check plumbing and conventions, not science.
-TINY = {
-    "arhmm": {"kappa": 1.0e4, "num_iters": 3},
-    "full_model": {"kappa": 1.0e3, "num_iters": 3},
-    "apply": {"num_iters": 3},
-    "save_every_n_iters": 2,
-    "kappa_search": {"num_iters": 2, "probes_per_round": 2, "max_rounds": 2},
-}
+# The workflow tests' config: the demo with tiny iteration counts (plumbing and conventions,
+# not science). TINY: the keys in which it differs from the demo, for tests on other data.
+TEST_CONFIG = ROOT / "config" / "test.yaml"
+
+
+def _tiny_settings() -> dict:
+    demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
+    test = yaml.safe_load(TEST_CONFIG.read_text())
+    return {key: value for key, value in test.items() if demo.get(key) != value}
+
+
+TINY = _tiny_settings()
 
 
 def shared_pose(*parts) -> Path:
@@ -38,10 +43,23 @@ def shared_pose(*parts) -> Path:
     return path
 
 
+def merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied key by key, into nested sections (a new dict)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def write_demo_config(workdir: Path, **overrides) -> Path:
-    """The demo config with tiny iterations, in a fresh working directory."""
-    config = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
-    config.update(TINY)
+    """``config/test.yaml`` and the demo's sessions table in a fresh working directory.
+
+    ``overrides`` replace top-level keys of the config (whole sections, not merged).
+    """
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     config.update(overrides)
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "config" / "demo_sessions.tsv", workdir / "config" / "demo_sessions.tsv")
@@ -125,3 +143,39 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+# The quick lane (-m "not workflow") runs no Snakemake: a test (or a fixture it sets up,
+# whatever its scope) that starts the snakemake executable without the `workflow` marker
+# fails, so a missing marker cannot slow the quick lane unnoticed.
+_POPEN = subprocess.Popen
+_running: dict[str, pytest.Item | None] = {"item": None}
+
+
+class _PopenMarkedSnakemakeOnly(_POPEN):
+    def __init__(self, args, *more, **kwargs):
+        item = _running["item"]
+        single = isinstance(args, (str, bytes, os.PathLike))
+        words = os.fsdecode(args).split() if single else [os.fsdecode(a) for a in args]
+        if item is not None and "workflow" not in item.keywords and any(
+            Path(word).name == "snakemake" for word in words
+        ):
+            raise AssertionError(f"{item.nodeid} runs snakemake: mark it @pytest.mark.workflow")
+        super().__init__(args, *more, **kwargs)
+
+
+def pytest_configure(config):
+    subprocess.Popen = _PopenMarkedSnakemakeOnly
+
+
+def pytest_unconfigure(config):
+    subprocess.Popen = _POPEN
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running["item"] = item
+    try:
+        return (yield)
+    finally:
+        _running["item"] = None

@@ -1,15 +1,16 @@
 """Bad input stops the workflow clearly (issue 7), and raw inputs are never modified.
 
-Every case runs the real ``snakemake`` (or the ``kpms-flow-sessions`` CLI) and checks that it
-exits non-zero, that its message names the file (or config key) and the cause, and that it
-leaves no partial output. Grouped so the suite stays quick:
+Every case checks a non-zero exit, a message that names the file (or config key) and the
+cause, and no partial output. Grouped so the suite stays quick:
 
-* config and sessions-table mistakes: one dry run each (Snakemake stops while parsing);
+* config and sessions-table mistakes: each case in-process in tests/test_config.py (the
+  function Snakemake runs while parsing); here one real dry run per kind of failure;
 * pose files that cannot be loaded: one ``--keep-going`` run loading all of them at once,
   each load job failing on its own;
 * data that load but cannot make a model (bodyparts that differ between sessions, no
   session left after QA, latent_dim too large, no frame rate for a target in ms): each from
-  a copy of the complete demo run (``demo_reference``), rerunning only what changed.
+  a copy of the complete demo run (``demo_reference``), rerunning only what changed;
+* the ``kpms-flow-sessions`` CLI (no Snakemake: in the quick lane).
 
 Raw inputs: the demo run's pose files hash as when they were first loaded; a slow test hashes
 the inputs of a separate full run before and after it.
@@ -17,7 +18,6 @@ the inputs of a separate full run before and after it.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import re
@@ -32,22 +32,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, copy_run, shared_pose, snakemake, write_demo_config, write_video
+from conftest import ROOT, copy_run, merged, shared_pose, snakemake, write_demo_config, write_video
 from kpms_flow.demo import generate_demo
 
-pytestmark = pytest.mark.workflow
-
 SESSIONS_TSV = "config/demo_sessions.tsv"
-
-
-def merged(base: dict, changes: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def assert_stopped(proc: subprocess.CompletedProcess, *patterns: str) -> str:
@@ -78,137 +66,63 @@ def demo_table(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / SESSIONS_TSV, sep="\t", dtype=str, keep_default_na=False)
 
 
-def with_table(edit):
-    """A sessions-table case: ``edit(table)`` changes the demo table in place."""
-
-    def apply(workdir: Path, config: dict) -> dict:
-        table = demo_table(workdir)
-        edit(table)
-        table.to_csv(workdir / SESSIONS_TSV, sep="\t", index=False)
-        return config
-
-    return apply
+def unknown_format(workdir: Path):
+    table = demo_table(workdir)
+    table.loc[0, "format"] = "DeepLabCut"
+    table.to_csv(workdir / SESSIONS_TSV, sep="\t", index=False)
 
 
-def with_config(**changes):
-    def apply(workdir: Path, config: dict) -> dict:
-        return merged(config, changes)
-
-    return apply
-
-
-def set_cell(row: int, column: str, value: str):
-    def edit(table):
-        table.loc[row, column] = value
-
-    return edit
+def missing_pose_file(workdir: Path):
+    table = demo_table(workdir)
+    table.loc[0, "path"] = "pose/nowhere.h5"
+    table.to_csv(workdir / SESSIONS_TSV, sep="\t", index=False)
 
 
-PARSE_CASES = {
-    "unknown format (case)": (
-        with_table(set_cell(0, "format", "DeepLabCut")),
-        r"config/demo_sessions\.tsv row 1 \(session 'demo_01'\): unknown format 'DeepLabCut' "
-        r"\(names are case-sensitive: did you mean 'deeplabcut'\?\)",
+# Every config and sessions-table case is checked in-process (tests/test_config.py, the
+# function common.smk calls); one real dry run per kind of failure proves the wiring.
+# kind -> (config changes, sessions-table edit, patterns on the console)
+PARSE_FAILURES = {
+    "config against its schema": (
+        {"kapa": 1000, "qa": {"max_nan_fraction": 2}}, None,
+        [r"invalid config \(every key is described in config/README\.md\):\n",
+         r"config key 'kapa' is not a kpms-flow setting \(a typo\?\)",
+         r"config key 'qa\.max_nan_fraction': 2 is greater than the maximum of 1"],
     ),
-    "duplicate session names": (
-        with_table(set_cell(1, "session", "demo_01")),
-        r"config/demo_sessions\.tsv: duplicate session names: demo_01 \(rows 1, 2\)",
+    "settings that contradict each other": (
+        {"kappa_search": {"arhmm_log10_kappa": [18, 3]}}, None,
+        [r"invalid config \(every key is described in config/README\.md\):\n",
+         r"config: kappa_search\.arhmm_log10_kappa must increase, got \[18, 3\]"],
     ),
-    "sessions table missing": (
-        with_config(sessions="config/nope.tsv"),
-        r"config/nope\.tsv: sessions table not found",
+    "sessions table": (
+        {}, unknown_format,
+        [r"config/demo_sessions\.tsv row 1 \(session 'demo_01'\): unknown format 'DeepLabCut'",
+         r"Write a sessions table with: kpms-flow-sessions"],
     ),
-    "required column missing": (
-        with_table(lambda t: t.pop("path")),
-        r"config/demo_sessions\.tsv: missing required column\(s\) path",
-    ),
-    "fps not a number": (
-        with_table(set_cell(2, "fps", "thirty")),
-        r"row 3 \(session 'demo_03'\): fps 'thirty' is not a number",
-    ),
-    "train not a boolean": (
-        with_table(set_cell(0, "train", "maybe")),
-        r"row 1 \(session 'demo_01'\): train 'maybe' is not a boolean",
-    ),
-    "unsafe session name": (
-        with_table(set_cell(0, "session", "demo 01")),
-        r"row 1 \(session 'demo 01'\): session name is not safe for file paths",
-    ),
-    "no training session": (
-        with_table(lambda t: t.__setitem__("train", "false")),
-        r"config/demo_sessions\.tsv: no session has train: true",
-    ),
+    # Snakemake's own check, after parsing: a row whose pose file does not exist.
     "pose file missing": (
-        with_table(set_cell(0, "path", "pose/nowhere.h5")),
-        r"Missing input files for rule load_keypoints(.|\n)*session=demo_01(.|\n)*pose/nowhere\.h5",
-    ),
-    "inverted kappa bounds": (
-        with_config(kappa_search={"arhmm_log10_kappa": [18, 3]}),
-        r"config: kappa_search\.arhmm_log10_kappa must increase, got \[18, 3\]",
-    ),
-    "probe longer than its stage": (
-        with_config(kappa_search={"num_iters": 10}),
-        r"kappa_search\.num_iters \(10\) exceeds arhmm\.num_iters \(3\)",
-    ),
-    "posterior not in use_bodyparts": (
-        with_config(use_bodyparts=["nose", "neck", "spine"]),
-        r"config key 'posterior_bodyparts' names \['tailbase'\], not in config key 'use_bodyparts'",
-    ),
-    "use_bodyparts not in bodyparts": (
-        with_config(bodyparts=["nose", "neck", "tailbase"], use_bodyparts=["nose", "hips", "tailbase"]),
-        r"config key 'use_bodyparts' names \['hips'\], not in config key 'bodyparts'",
+        {}, missing_pose_file,
+        [r"Missing input files for rule load_keypoints(.|\n)*session=demo_01(.|\n)*pose/nowhere\.h5"],
     ),
 }
 
 
-# Schema problems are all reported at once: one dry run for all of them.
-SCHEMA_CASES = {
-    "wrong type": ({"arhmm": {"num_iters": "ten"}},
-                   r"config key 'arhmm\.num_iters': 'ten' is not of type 'integer'"),
-    "out of range": ({"qa": {"max_nan_fraction": 2}},
-                     r"config key 'qa\.max_nan_fraction': 2 is greater than the maximum of 1"),
-    "unknown key (typo)": ({"kapa": 1000}, r"config key 'kapa' is not a kpms-flow setting \(a typo\?\)"),
-    "latent_dim neither a number nor auto": ({"latent_dim": "five"},
-                                             r"config key 'latent_dim': 'five' is not allowed"),
-    "negative fps": ({"fps": -30}, r"config key 'fps': -30 is less than or equal to the minimum of 0"),
-    "watchdog off by a negative time": ({"watchdog": {"timeout_s": -1}},
-                                        r"config key 'watchdog\.timeout_s': -1 is less than the minimum of 0"),
-}
-
-
-@pytest.fixture(scope="module")
-def schema_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("schema")
-    config_path = write_demo_config(workdir)
-    config = yaml.safe_load(config_path.read_text())
-    for change, _ in SCHEMA_CASES.values():
-        config = merged(config, change)
-    config_path.write_text(yaml.safe_dump(config))
-    return workdir, snakemake(workdir, "-n", config=config_path, check=False, timeout=300)
-
-
-@pytest.mark.parametrize("case", list(SCHEMA_CASES))
-def test_config_values_of_the_wrong_type_or_range(schema_run, case):
-    workdir, proc = schema_run
-    text = assert_stopped(proc, r"invalid config \(every key is described in config/README\.md\)",
-                          SCHEMA_CASES[case][1])
-    assert "Failed validating" not in text  # not Snakemake's schema dump
-    assert not (workdir / "results").exists()
-
-
-@pytest.mark.parametrize("case", list(PARSE_CASES))
-def test_config_and_table_mistakes_stop_before_anything_runs(tmp_path, case):
-    change, pattern = PARSE_CASES[case]
+@pytest.mark.workflow
+@pytest.mark.parametrize("kind", list(PARSE_FAILURES))
+def test_config_and_table_mistakes_stop_snakemake_before_anything_runs(tmp_path, kind):
+    changes, edit_table, patterns = PARSE_FAILURES[kind]
     config_path = write_demo_config(tmp_path)
-    config = change(tmp_path, yaml.safe_load(config_path.read_text()))
-    config_path.write_text(yaml.safe_dump(config))
+    config_path.write_text(yaml.safe_dump(merged(yaml.safe_load(config_path.read_text()), changes)))
+    if edit_table is not None:
+        edit_table(tmp_path)
     proc = snakemake(tmp_path, "-n", config=config_path, check=False, timeout=300)
-    assert_stopped(proc, pattern)
+    text = assert_stopped(proc, *patterns)
+    assert "Failed validating" not in text  # not Snakemake's schema dump
     assert not (tmp_path / "results").exists(), "a failed parse wrote outputs"
 
 
+@pytest.mark.workflow
 def test_yaml_1e6_is_taken_as_the_number_meant(tmp_path):
-    """YAML 1.1 reads 1e6 as a string: accepted as the number, and said so."""
+    """YAML 1.1 reads 1e6 as a string: accepted as the number, and said so on the console."""
     config_path = write_demo_config(tmp_path)
     text = config_path.read_text()
     config_path.write_text(
@@ -339,6 +253,7 @@ def load_run(tmp_path_factory):
     return workdir, proc, skipped
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("case", list(LOAD_CASES))
 def test_unloadable_pose_file_stops_its_job(load_run, case):
     workdir, proc, skipped = load_run
@@ -357,6 +272,7 @@ def test_unloadable_pose_file_stops_its_job(load_run, case):
     assert not leftovers(workdir)
 
 
+@pytest.mark.workflow
 def test_multi_animal_bodyparts_keep_the_header_order(load_run):
     """keypoint-moseq returns a multi-animal table's bodyparts as a set; ours follow the header."""
     workdir, _, skipped = load_run
@@ -400,6 +316,7 @@ def add_session_without(bodypart: str):
     return edit
 
 
+@pytest.mark.workflow
 def test_bodyparts_that_differ_between_sessions_stop_format_data(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, table_edit=add_session_without("hips"))
     proc = snakemake(tmp_path, "--", "results/data/data.h5", config=config, check=False)
@@ -412,6 +329,7 @@ def test_bodyparts_that_differ_between_sessions_stop_format_data(demo_reference,
     assert not leftovers(tmp_path)
 
 
+@pytest.mark.workflow
 def test_no_training_session_left_after_qa(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, {"qa": {"max_nan_fraction": 0.0}})
     proc = snakemake(tmp_path, "--", "results/data/data.h5", config=config, check=False)
@@ -424,6 +342,7 @@ def test_no_training_session_left_after_qa(demo_reference, tmp_path):
     assert not leftovers(tmp_path)
 
 
+@pytest.mark.workflow
 def test_latent_dim_larger_than_the_data_allow(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, {"latent_dim": 40})
     proc = snakemake(tmp_path, "--", "results/pca/latent_dim.txt", config=config, check=False)
@@ -436,6 +355,7 @@ def test_latent_dim_larger_than_the_data_allow(demo_reference, tmp_path):
     assert not leftovers(tmp_path)
 
 
+@pytest.mark.workflow
 def test_target_in_ms_without_a_frame_rate(demo_reference, tmp_path):
     def two_sessions_without_fps(table, _):
         table = table.iloc[:2].copy()
@@ -456,6 +376,7 @@ def test_target_in_ms_without_a_frame_rate(demo_reference, tmp_path):
 
 
 # ---------------------------------------------------------------- raw inputs are never modified
+@pytest.mark.workflow
 def test_raw_inputs_unchanged_since_they_were_loaded(demo_reference):
     """The complete demo run: each pose file hashes as when load_keypoints first read it
     (the demo's files are made inside the run, so that is the earliest hash there is)."""
@@ -478,6 +399,7 @@ SMALL = {
 }
 
 
+@pytest.mark.workflow
 @pytest.mark.slow
 def test_raw_inputs_hash_the_same_before_and_after_a_full_run(tmp_path):
     """Pose files that exist before the run (and their videos) are opened read-only."""

@@ -270,6 +270,7 @@ def tiny_data(tmp_path_factory):
     return data, metadata, pca, kcfg
 
 
+@pytest.mark.workflow  # a real fit (in-process)
 def test_nans_are_retried_with_larger_jitter_then_fail_clearly(tiny_data, tmp_path, caplog, monkeypatch):
     """A centroid variance of 1e-30 makes keypoint-moseq's full model produce NaNs at once
     (real NaNs; keypoint-moseq only warns). AR-HMM sweeps take no jitter and are not retried:

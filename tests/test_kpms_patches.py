@@ -10,6 +10,8 @@ from conftest import tiny_keypoints
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+pytestmark = pytest.mark.workflow  # compiles and runs keypoint-moseq sweeps
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):

@@ -113,6 +113,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     return workdir, sacct_rows(slurm_cluster)
 
 
+@pytest.mark.workflow
 def test_every_fitting_job_ran_in_the_gpu_partition_with_a_gpu(slurm_run):
     _, rows = slurm_run
     assert rows and all(row["state"] == "COMPLETED" for row in rows), rows
@@ -133,6 +134,7 @@ def test_every_fitting_job_ran_in_the_gpu_partition_with_a_gpu(slurm_run):
                 assert job["partition"] == "cpu" and "gres/gpu" not in job["tres"], (rule, job)
 
 
+@pytest.mark.workflow
 def test_per_session_jobs_are_bundled_into_one_submission(slurm_run):
     _, rows = slurm_run
     bundles = [r for r in rows if "sessions" in r["comment"] and "load_keypoints" in r["comment"]]
@@ -141,6 +143,7 @@ def test_per_session_jobs_are_bundled_into_one_submission(slurm_run):
     assert not any(rule_of(r["comment"]) in ("load_keypoints", "outlier_qa") for r in rows)
 
 
+@pytest.mark.workflow
 def test_gpu_jobs_saw_their_gpu_and_logged_the_memory_plan(slurm_run):
     workdir, _ = slurm_run
     probe_logs = sorted((workdir / "results" / "logs" / "probe_kappa").rglob("*.log"))
@@ -153,6 +156,7 @@ def test_gpu_jobs_saw_their_gpu_and_logged_the_memory_plan(slurm_run):
         assert "GPU memory plan:" in text, log
 
 
+@pytest.mark.workflow
 def test_outputs_match_a_local_run(slurm_run, demo_reference):
     workdir, _ = slurm_run
     assert output_tree(workdir) == output_tree(demo_reference)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from .keypoints import InputError
 
@@ -100,6 +101,110 @@ def anatomy_problems(config) -> list[str]:
         if repeated:
             problems.append(f"config key {key!r} lists {repeated} more than once")
     return problems
+
+
+def search_problems(config) -> list[str]:
+    """Kappa-search settings that contradict each other or the stages' iteration counts
+    (``config`` with its defaults filled in)."""
+    search = config["kappa_search"]
+    problems = []
+    if search["enabled"]:
+        for stage in ("arhmm", "full_model"):
+            if search["num_iters"] > config[stage]["num_iters"]:
+                problems.append(
+                    f"config: kappa_search.num_iters ({search['num_iters']}) exceeds "
+                    f"{stage}.num_iters ({config[stage]['num_iters']}), the stage's total"
+                )
+    for key in ("arhmm_log10_kappa", "full_model_log10_kappa_offset"):
+        low, high = search[key]
+        if low >= high:
+            problems.append(f"config: kappa_search.{key} must increase, got {search[key]}")
+    return problems
+
+
+class WorkflowConfigError(InputError):
+    """The config or the sessions table cannot start a run; the message lists every problem."""
+
+
+def load_workflow_config(config: dict, schemas: Path, note: Callable[[str], None] | None = None):
+    """Check the config and read the sessions table, as the workflow does before any job.
+
+    The config is checked first for YAML pitfalls (``1e6`` read as a string), then against
+    ``config.schema.yaml`` (every problem named by its key), then for anatomy and
+    kappa-search settings that contradict each other. The sessions table named by
+    ``config["sessions"]`` (relative to the working directory) is read and validated
+    against ``sessions.schema.yaml``.
+
+    Parameters
+    ----------
+    config : dict
+        The config as Snakemake read it; changed in place: numbers coerced and the
+        schema's defaults filled in (Snakemake's ``validate``).
+    schemas : Path
+        Folder holding ``config.schema.yaml`` and ``sessions.schema.yaml``.
+    note : callable, optional
+        Receives one line per value taken as a number (Snakemake's ``logger.info``).
+
+    Returns
+    -------
+    config : dict
+        The same object, with defaults.
+    sessions : pandas.DataFrame
+        The sessions table indexed by session name (defaults filled in).
+
+    Raises
+    ------
+    WorkflowConfigError
+        Listing every config problem and the sessions table's problem, if any.
+    """
+    import yaml
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from .sessions import read_sessions_table
+
+    schemas = Path(schemas)
+    schema = yaml.safe_load((schemas / "config.schema.yaml").read_text())
+    note = note or (lambda line: None)
+    # YAML reads kappa: 1e6 as a string; take it as the number the user meant.
+    for key in coerce_numeric_strings(config):
+        note(f"config: read {key} as a number (YAML had it as a string)")
+    for key in coerce_schema_integers(config, schema):
+        note(f"config: read {key} as an integer")
+    # Every problem at once, each naming its key (Snakemake's validate reports one, buried
+    # under the whole schema); validate then fills in the defaults.
+    problems = config_problems(config, schema)
+    if not problems:
+        validate(config, str(schemas / "config.schema.yaml"))
+        problems = anatomy_problems(config) + search_problems(config)
+    lines = []
+    if problems:
+        lines.append("invalid config (every key is described in config/README.md):")
+        lines += [f"  {problem}" for problem in problems]
+
+    # The table too, even when the config has problems: one run shows every mistake.
+    table_path = config.get("sessions", schema["properties"]["sessions"].get("default"))
+    sessions = None
+    if isinstance(table_path, str):
+        try:
+            sessions = read_sessions_table(table_path)
+        except (InputError, FileNotFoundError) as error:
+            lines += [
+                str(error),
+                f"Write a sessions table with: kpms-flow-sessions 'path/to/pose/*.h5' --output {table_path}",
+            ]
+    if sessions is not None:
+        try:
+            validate(sessions, str(schemas / "sessions.schema.yaml"))
+        except WorkflowError as error:
+            lines.append(f"{table_path}: {error}")
+        else:
+            sessions = sessions.set_index("session", drop=False)
+            if not sessions["train"].astype(bool).any():
+                lines.append(f"{table_path}: no session has train: true")
+    if lines:
+        raise WorkflowConfigError("\n".join(lines))
+    return config, sessions
 
 
 def resolve_use_bodyparts(config: Mapping, bodyparts: Sequence[str], where: str) -> list[str]:

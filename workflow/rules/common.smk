@@ -3,55 +3,21 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
-import yaml
-
-from kpms_flow.config import (
-    anatomy_problems,
-    coerce_numeric_strings,
-    coerce_schema_integers,
-    config_problems,
-)
-from kpms_flow.keypoints import InputError
+from kpms_flow.config import WorkflowConfigError, load_workflow_config
 from kpms_flow.search import search_outcome
-from kpms_flow.sessions import read_sessions_table
 
-CONFIG_SCHEMA = yaml.safe_load(
-    (Path(workflow.basedir) / "workflow/schemas/config.schema.yaml").read_text()
-)
-# YAML reads kappa: 1e6 as a string; take it as the number the user meant.
-for _key in coerce_numeric_strings(config):
-    logger.info(f"config: read {_key} as a number (YAML had it as a string)")
-for _key in coerce_schema_integers(config, CONFIG_SCHEMA):
-    logger.info(f"config: read {_key} as an integer")
-# Every problem at once, each naming its key (Snakemake's validate reports one, buried
-# under the whole schema); validate then fills in the defaults.
-_problems = config_problems(config, CONFIG_SCHEMA)
-if not _problems:
-    validate(config, "../schemas/config.schema.yaml")
-    _problems = anatomy_problems(config)
-if _problems:
-    raise WorkflowError(
-        "invalid config (every key is described in config/README.md):\n  "
-        + "\n  ".join(_problems)
-    )
-
+# Every config and sessions-table problem at once, before any job (kpms_flow.config).
 try:
-    SESSIONS = read_sessions_table(config["sessions"])
-except (InputError, FileNotFoundError) as error:
-    raise WorkflowError(
-        f"{error}\nWrite a sessions table with: kpms-flow-sessions 'path/to/pose/*.h5' "
-        f"--output {config['sessions']}"
+    _, SESSIONS = load_workflow_config(
+        config, Path(workflow.basedir) / "workflow/schemas", note=logger.info
     )
-validate(SESSIONS, "../schemas/sessions.schema.yaml")
-SESSIONS = SESSIONS.set_index("session", drop=False)
+except WorkflowConfigError as error:
+    raise WorkflowError(str(error)) from None
+
 TRAIN_SESSIONS = SESSIONS.index[SESSIONS["train"].astype(bool)].tolist()
 APPLY_SESSIONS = SESSIONS.index[~SESSIONS["train"].astype(bool)].tolist()
-if not TRAIN_SESSIONS:
-    raise WorkflowError(f"{config['sessions']}: no session has train: true")
 
 
 wildcard_constraints:
@@ -187,25 +153,6 @@ def report_outputs():
 # ---- kappa search (workflow/rules/search.smk) ----
 SEARCH = config["kappa_search"]
 STAGES = ["arhmm", "full_model"]
-for _stage in STAGES:
-    if SEARCH["enabled"] and SEARCH["num_iters"] > config[_stage]["num_iters"]:
-        raise WorkflowError(
-            f"config: kappa_search.num_iters ({SEARCH['num_iters']}) exceeds "
-            f"{_stage}.num_iters ({config[_stage]['num_iters']}), the stage's total"
-        )
-if SEARCH["arhmm_log10_kappa"][0] >= SEARCH["arhmm_log10_kappa"][1]:
-    raise WorkflowError(
-        f"config: kappa_search.arhmm_log10_kappa must increase, got "
-        f"{SEARCH['arhmm_log10_kappa']}"
-    )
-if (
-    SEARCH["full_model_log10_kappa_offset"][0]
-    >= SEARCH["full_model_log10_kappa_offset"][1]
-):
-    raise WorkflowError(
-        f"config: kappa_search.full_model_log10_kappa_offset must increase, got "
-        f"{SEARCH['full_model_log10_kappa_offset']}"
-    )
 
 
 def search_start_inputs(wildcards):
