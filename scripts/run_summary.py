@@ -57,8 +57,7 @@ summary.update(search)
 summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen_probes))
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
     if status == "drifted":
-        search_text = summary[f"search_{stage}"].replace("converged", "probe converged, final fit drifted out")
-        summary[f"search_{stage}"] = search_text
+        summary[f"search_{stage}"] += "; the final fit drifted out of the window"
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
 write_text(out.json, summary_json(summary, sessions))
