@@ -31,7 +31,7 @@ if not used:
 
 clean_by_session = dict(zip(p.sessions, inp.clean))
 coordinates, confidences, bodyparts, fps = load_training_sessions(
-    {s: clean_by_session[s] for s in used}, p.model["bodyparts"]
+    {s: clean_by_session[s] for s in used}, p.model["bodyparts"], p.model["use_bodyparts"]
 )
 frame_rate = training_fps(fps, p.model["fps"])
 kcfg = kpms_config(p.model, bodyparts)
