@@ -18,7 +18,7 @@ training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"], "session"].tolist()
 clean_by_session = dict(zip(p.sessions, inp.clean))
 coordinates, confidences, bodyparts, fps = load_training_sessions(
-    {s: clean_by_session[s] for s in used}, p.model["bodyparts"]
+    {s: clean_by_session[s] for s in used}, p.model["bodyparts"], p.model["use_bodyparts"]
 )
 frame_rate = training_fps(fps, p.model["fps"])
 kcfg = kpms_config(p.model, bodyparts)

@@ -20,8 +20,14 @@ kp = load_session(
     video=p.video or "",
     bodyparts=p.bodyparts,
 )
-kp = reorder_bodyparts(kp, p.bodyparts)
-validate_session(kp, required_bodyparts=p.required_bodyparts, min_frames=p.min_frames)
+# With use_bodyparts, a session may lack configured bodyparts the model does not use.
+kp = reorder_bodyparts(kp, p.bodyparts, required=p.required_bodyparts if p.use_bodyparts else None)
+validate_session(
+    kp,
+    required_bodyparts=p.required_bodyparts,
+    min_frames=p.min_frames,
+    used_bodyparts=p.use_bodyparts or None,
+)
 write_session(snakemake.output[0], kp)  # noqa: F821
 log.info(
     "%s: %d frames, %d bodyparts %s, %dD, fps %s (%s), sha256 %s",

@@ -15,7 +15,8 @@ log = log_to(snakemake.log[0])  # noqa: F821
 out = snakemake.output  # noqa: F821
 
 kp = read_session(snakemake.input[0])  # noqa: F821
-result = outlier_qa(kp, snakemake.params.outlier_scale_factor, plot_path=out.plot)  # noqa: F821
+p = snakemake.params  # noqa: F821
+result = outlier_qa(kp, p.outlier_scale_factor, plot_path=out.plot, use_bodyparts=p.use_bodyparts)
 write_session(
     out.clean,
     result.clean,

@@ -108,22 +108,92 @@ def read_dataset(path: str | Path, name: str) -> np.ndarray:
         return f[name][()]
 
 
-def reorder_bodyparts(kp: SessionKeypoints, bodyparts) -> SessionKeypoints:
-    """Put the bodyparts in the configured order; refuse a session that lacks any."""
+def reorder_bodyparts(kp: SessionKeypoints, bodyparts, required=None) -> SessionKeypoints:
+    """Put the bodyparts in the configured order (config key ``bodyparts``).
+
+    Parameters
+    ----------
+    kp : SessionKeypoints
+        The session as loaded.
+    bodyparts : list of str or None
+        The configured order; None or empty leaves ``kp`` unchanged. The file's other
+        bodyparts are left out.
+    required : iterable of str, optional
+        The bodyparts the model uses: a session lacking one of them is refused; configured
+        bodyparts outside it that the file lacks are left out. None: all of ``bodyparts``
+        are required.
+
+    Returns
+    -------
+    SessionKeypoints
+        The configured bodyparts the file has, in the configured order.
+    """
     from dataclasses import replace
 
     if not bodyparts:
         return kp
+    required = list(bodyparts) if required is None else list(required)
     missing = [b for b in bodyparts if b not in kp.bodyparts]
-    if missing:
+    lacking = [b for b in missing if b in required]
+    if lacking:
         raise InputError(
-            f"{kp.source_path}: bodyparts {missing} from config key 'bodyparts' are not in "
+            f"{kp.source_path}: bodyparts {lacking} from config key 'bodyparts' are not in "
             f"the file; the file has {list(kp.bodyparts)}"
         )
-    order = [list(kp.bodyparts).index(b) for b in bodyparts]
+    present = [b for b in bodyparts if b in kp.bodyparts]
+    order = [list(kp.bodyparts).index(b) for b in present]
     return replace(
         kp,
         coordinates=kp.coordinates[:, order],
         confidences=kp.confidences[:, order],
-        bodyparts=list(bodyparts),
+        bodyparts=present,
+    )
+
+
+def select_bodyparts(kp: SessionKeypoints, use_bodyparts) -> tuple[SessionKeypoints, list[str]]:
+    """Keep only the bodyparts the model uses (config key ``use_bodyparts``).
+
+    Sessions may track points the model does not use (an LED, an implant, arena corners),
+    different ones per session; only the used bodyparts must be in every session.
+
+    Parameters
+    ----------
+    kp : SessionKeypoints
+        The session.
+    use_bodyparts : iterable of str or None
+        The bodyparts the model uses; None or empty: all of the session's.
+
+    Returns
+    -------
+    tuple
+        The session with the used bodyparts in the session's order, and the names left out.
+
+    Raises
+    ------
+    InputError
+        The session lacks a used bodypart (the message names the file and the bodyparts).
+    """
+    from dataclasses import replace
+
+    if not use_bodyparts:
+        return kp, []
+    use = list(use_bodyparts)
+    missing = [b for b in use if b not in kp.bodyparts]
+    if missing:
+        raise InputError(
+            f"{kp.source_path} (session {kp.session!r}): lacks bodyparts {missing} named in "
+            f"config key 'use_bodyparts'; the session has {list(kp.bodyparts)}"
+        )
+    keep = [i for i, b in enumerate(kp.bodyparts) if b in use]
+    dropped = [b for b in kp.bodyparts if b not in use]
+    if not dropped:
+        return kp, []
+    return (
+        replace(
+            kp,
+            coordinates=kp.coordinates[:, keep],
+            confidences=kp.confidences[:, keep],
+            bodyparts=[kp.bodyparts[i] for i in keep],
+        ),
+        dropped,
     )

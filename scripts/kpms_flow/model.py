@@ -18,26 +18,55 @@ log = logging.getLogger("kpms_flow")
 
 
 # ---------------------------------------------------------------- training data
-def load_training_sessions(clean_paths: dict[str, str], bodyparts_order=None):
-    """Read cleaned sessions; every session must carry the same bodyparts.
+def load_training_sessions(clean_paths: dict[str, str], bodyparts_order=None, use_bodyparts=None):
+    """Read cleaned sessions with the same bodyparts, in one order.
 
-    Returns coordinates, confidences (dicts keyed by session), bodyparts and fps per session.
+    Parameters
+    ----------
+    clean_paths : dict
+        Session name -> cleaned session file.
+    bodyparts_order : list of str, optional
+        The bodypart order (config key ``bodyparts``); default: the first session's.
+    use_bodyparts : list of str, optional
+        The bodyparts the model uses (config key ``use_bodyparts``). Each session must have
+        them; its other points are left out (sessions may track different extra points).
+        None: every session must have the same bodyparts.
+
+    Returns
+    -------
+    tuple
+        ``(coordinates, confidences, bodyparts, fps)``: coordinates and confidences are dicts
+        keyed by session, in the order ``bodyparts``; fps per session.
+
+    Raises
+    ------
+    InputError
+        A session lacks a used bodypart, or (without ``use_bodyparts``) the sessions' bodyparts
+        differ; the message names the file.
     """
     coordinates, confidences, fps = {}, {}, {}
     bodyparts = list(bodyparts_order) if bodyparts_order else None
+    if use_bodyparts:
+        bodyparts = [b for b in bodyparts if b in use_bodyparts] if bodyparts else list(use_bodyparts)
     first_path = None
     for session, path in clean_paths.items():
         kp = read_session(path)
         names = list(kp.bodyparts)
         if bodyparts is None:
             bodyparts, first_path = names, kp.source_path
-        if set(names) != set(bodyparts) or len(names) != len(bodyparts):
-            missing = [b for b in bodyparts if b not in names]
+        missing = [b for b in bodyparts if b not in names]
+        if use_bodyparts and missing:
+            raise InputError(
+                f"{kp.source_path} (session {session!r}): lacks bodyparts {missing} named in "
+                f"config key 'use_bodyparts'; the session has {names}"
+            )
+        if not use_bodyparts and (set(names) != set(bodyparts) or len(names) != len(bodyparts)):
             extra = [b for b in names if b not in bodyparts]
             reference = "the config's bodyparts" if first_path is None else first_path
             raise InputError(
                 f"{kp.source_path}: bodyparts differ from {reference}: missing {missing}, "
-                f"extra {extra}. All sessions in one model must track the same bodyparts."
+                f"extra {extra}. All sessions in one model must track the same bodyparts "
+                "(or set config key 'use_bodyparts': other points are then left out per session)."
             )
         order = [names.index(b) for b in bodyparts]
         coordinates[session] = kp.coordinates[:, order]

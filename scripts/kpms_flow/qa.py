@@ -19,6 +19,7 @@ QA_COLUMNS = [
     "outlier_fraction",
     "interpolated_fraction",
     "fps",
+    "dropped_bodyparts",
 ]
 
 
@@ -31,17 +32,45 @@ class QAResult:
     row: dict
 
 
-def outlier_qa(kp, outlier_scale_factor: float, plot_path: str | Path | None = None) -> QAResult:
-    """Run keypoint-moseq's ``outlier_removal`` on one session.
+def outlier_qa(
+    kp, outlier_scale_factor: float, plot_path: str | Path | None = None, use_bodyparts=None
+) -> QAResult:
+    """Run keypoint-moseq's ``outlier_removal`` on the modelled bodyparts of one session.
 
     keypoint-moseq writes its QA plot under ``<project_dir>/QA/plots/...``; we give it a
     scratch project so the plot can be moved into place atomically.
+
+    Parameters
+    ----------
+    kp : SessionKeypoints
+        The session as loaded.
+    outlier_scale_factor : float
+        keypoint-moseq's ``outlier_scale_factor``.
+    plot_path : path-like, optional
+        Where keypoint-moseq's outlier plot goes.
+    use_bodyparts : list of str, optional
+        The bodyparts the model uses (config key ``use_bodyparts``); the session's other
+        points (an LED, arena corners...) are left out before QA, so they neither count in
+        the QA measures nor move the medoid, and are listed in the row's
+        ``dropped_bodyparts``. None: all bodyparts.
+
+    Returns
+    -------
+    QAResult
+        ``clean`` holds the modelled bodyparts only; ``row`` has :data:`QA_COLUMNS`.
+
+    Raises
+    ------
+    InputError
+        The session lacks a used bodypart.
     """
     import keypoint_moseq as kpms
     from keypoint_moseq.util import find_medoid_distance_outliers
 
     from .atomic import atomic_path
+    from .keypoints import select_bodyparts
 
+    kp, dropped = select_bodyparts(kp, use_bodyparts)
     raw = np.asarray(kp.coordinates, dtype=float)
     outliers = find_medoid_distance_outliers(raw, outlier_scale_factor=outlier_scale_factor)
     missing = np.isnan(raw).any(axis=-1)
@@ -71,6 +100,7 @@ def outlier_qa(kp, outlier_scale_factor: float, plot_path: str | Path | None = N
         "outlier_fraction": float(outlier_mask.sum() / n),
         "interpolated_fraction": float((missing | outlier_mask).sum() / n),
         "fps": np.nan if kp.fps is None else float(kp.fps),
+        "dropped_bodyparts": ", ".join(dropped),
     }
     return QAResult(clean, outlier_mask, missing, outliers["thresholds"], row)
 

@@ -18,6 +18,7 @@ rule load_keypoints:
         fps=session_fps,
         video=lambda w: session_row(w)["video"],
         bodyparts=config["bodyparts"],
+        use_bodyparts=config["use_bodyparts"],
         required_bodyparts=sorted(
             set(config["use_bodyparts"] or [])
             | set(config["anterior_bodyparts"])

@@ -21,6 +21,7 @@ rule outlier_qa:
         mem_mb=light_mem_mb,
     params:
         outlier_scale_factor=config["outlier_scale_factor"],
+        use_bodyparts=config["use_bodyparts"],
     script:
         "../../scripts/outlier_qa.py"
 
