@@ -61,7 +61,7 @@ def dannce_run(tmp_path_factory):
 
 def test_3d_sessions_load_as_3d(dannce_run):
     for session in SESSIONS:
-        with h5py.File(dannce_run / "results" / "sessions" / session / "keypoints.h5") as f:
+        with h5py.File(dannce_run / "results" / "keypoints" / f"{session}.h5") as f:
             assert f["coordinates"].shape == (1000, 22, 3)
             assert f.attrs["format"] == "dannce"
             assert int(f.attrs["sample_stride"]) == 10  # sampleID 1, 11, 21, ...

@@ -248,7 +248,7 @@ def load_run(tmp_path_factory):
         "anterior_bodyparts": ["nose"],
         "posterior_bodyparts": ["neck"],
     }))
-    targets = [f"results/sessions/{row['session']}/keypoints.h5" for row in rows]
+    targets = [f"results/keypoints/{row['session']}.h5" for row in rows]
     proc = snakemake(workdir, "--keep-going", "--", *targets, config=config, check=False, timeout=900)
     return workdir, proc, skipped
 
@@ -282,7 +282,7 @@ def test_multi_animal_bodyparts_keep_the_header_order(load_run):
     header = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0, nrows=1)
     adult = header.xs("adult", axis=1, level="individuals")
     order = list(dict.fromkeys(adult.columns.get_level_values("bodyparts")))
-    with h5py.File(workdir / "results" / "sessions" / "multi_animal_adult" / "keypoints.h5") as f:
+    with h5py.File(workdir / "results" / "keypoints" / "multi_animal_adult.h5") as f:
         assert [b.decode() for b in f["bodyparts"][()]] == order
         x = f["coordinates"][:, :, 0]
     table = pd.read_csv(path, header=[0, 1, 2, 3], index_col=0)
@@ -380,7 +380,7 @@ def test_target_in_ms_without_a_frame_rate(demo_reference, tmp_path):
 def test_raw_inputs_unchanged_since_they_were_loaded(demo_reference):
     """The complete demo run: each pose file hashes as when load_keypoints first read it
     (the demo's files are made inside the run, so that is the earliest hash there is)."""
-    for keypoints in sorted((demo_reference / "results" / "sessions").glob("*/keypoints.h5")):
+    for keypoints in sorted((demo_reference / "results" / "keypoints").glob("*.h5")):
         with h5py.File(keypoints) as f:
             source = demo_reference / f.attrs["source_path"]
             assert sha256(source) == f.attrs["source_sha256"], source

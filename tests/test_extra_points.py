@@ -93,7 +93,7 @@ def test_sessions_with_different_extra_points_train_one_model(mixed_run):
         assert len(table) == FRAMES
         assert table["syllable"].notna().all()
         # the session file keeps every tracked point; the cleaned one, the modelled points only
-        with h5py.File(mixed_run / "results" / "sessions" / session / "keypoints.h5") as f:
+        with h5py.File(mixed_run / "results" / "keypoints" / f"{session}.h5") as f:
             assert [b.decode() for b in f["bodyparts"][()]] == USED + SESSIONS[session][0]
         with h5py.File(mixed_run / "results" / "sessions" / session / "clean.h5") as f:
             assert [b.decode() for b in f["bodyparts"][()]] == USED
@@ -126,11 +126,11 @@ def test_a_session_lacking_a_used_bodypart_is_refused(tmp_path):
     earless = tmp_path / "pose" / "earless.h5"
     df = pd.read_hdf(earless)
     df.drop(columns="leftear", level="bodyparts").to_hdf(earless, key="df_with_missing", mode="w")
-    proc = snakemake(tmp_path, "--", "results/sessions/earless/keypoints.h5", config=config, check=False)
+    proc = snakemake(tmp_path, "--", "results/keypoints/earless.h5", config=config, check=False)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert f"ERROR: {earless} (session 'earless'): missing required bodyparts leftear; available: snout, rightear, tailbase" in text
-    assert not (tmp_path / "results" / "sessions" / "earless" / "keypoints.h5").exists()
+    assert not (tmp_path / "results" / "keypoints" / "earless.h5").exists()
 
 
 # ----------------------------------------------------------------- the same rules, in-process

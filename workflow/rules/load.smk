@@ -5,7 +5,7 @@ rule load_keypoints:
     input:
         session_source,
     output:
-        "results/sessions/{session}/keypoints.h5",
+        "results/keypoints/{session}.h5",
     log:
         "results/logs/load_keypoints/{session}.log",
     conda:

@@ -3,7 +3,7 @@
 
 rule outlier_qa:
     input:
-        "results/sessions/{session}/keypoints.h5",
+        "results/keypoints/{session}.h5",
     output:
         clean="results/sessions/{session}/clean.h5",
         table="results/sessions/{session}/qa.tsv",
