@@ -167,7 +167,7 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
     """
     import keypoint_moseq as kpms
 
-    from .atomic import atomic_path, write_text
+    from .atomic import copy_file, write_text
     from .kpms_patches import install_sweep_wrappers
     from .watchdog import beat
 
@@ -194,8 +194,7 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
         checkpoint.unlink()
     if spec.start_from is not None and not checkpoint.exists():
         # Continue a copy: the probe's own checkpoint stays as it was fitted.
-        with atomic_path(checkpoint) as tmp:
-            shutil.copyfile(spec.start_from, tmp)
+        copy_file(spec.start_from, checkpoint)
         record_saved(work, saved_iterations(checkpoint))
         trusted = trusted_iterations(work)
 

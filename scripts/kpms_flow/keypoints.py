@@ -102,12 +102,6 @@ def read_session(path: str | Path) -> SessionKeypoints:
         )
 
 
-def read_dataset(path: str | Path, name: str) -> np.ndarray:
-    """Read one extra dataset (e.g. ``outlier_mask``) from a session file."""
-    with h5py.File(path, "r") as f:
-        return f[name][()]
-
-
 def reorder_bodyparts(kp: SessionKeypoints, bodyparts, required=None) -> SessionKeypoints:
     """Put the bodyparts in the configured order (config key ``bodyparts``).
 
