@@ -13,8 +13,18 @@ inp, p, w = snakemake.input, snakemake.params, snakemake.wildcards  # noqa: F821
 
 history = read_probes(inp.probes)
 _, bounds, window = read_decision(inp.previous)
+limits = tuple(p.search["log10_kappa_limits"])
+if w.stage == "full_model":
+    # The full model needs a lower kappa than the AR-HMM: never extend above its range.
+    limits = (limits[0], bounds[1])
 decision = decide(
-    history, window, int(w.round), p.search["max_rounds"], bounds, p.search["probes_per_round"]
+    history,
+    window,
+    int(w.round),
+    p.search["max_rounds"],
+    bounds,
+    p.search["probes_per_round"],
+    limits,
 )
 write_table(snakemake.output[0], decision)  # noqa: F821
 status = decision["status"].iloc[0]

@@ -189,9 +189,48 @@ def first_round(bounds, window: Window, n_probes: int) -> pd.DataFrame:
     return decision_table(rows, bounds, window)
 
 
+# A range is extended when the target lies beyond it and a probe sits this close to its edge
+# (log10 kappa): the data, not the configured range, decide where the target is.
+EDGE_DECADES = 1.0
+# Without a usable slope (flat durations at the edge), extend by this much (log10 kappa).
+FLAT_EXTENSION_DECADES = 2.0
+DEFAULT_HARD_LIMITS = (-3.0, 20.0)
+
+
+def extended_bounds(history: pd.DataFrame, window: Window, bounds,
+                    limits=DEFAULT_HARD_LIMITS) -> tuple[float, float]:
+    """The range, moved past its edge when the probes put the target beyond it.
+
+    When every probe's duration lies on one side of the target and the extreme probe is
+    within :data:`EDGE_DECADES` of the range's edge, that edge moves out to where the
+    probes' log-duration slope puts the target, with half as much again for safety (at
+    least one decade, :data:`FLAT_EXTENSION_DECADES` when the durations are flat), never
+    past ``limits`` (config ``kappa_search.log10_kappa_limits``).
+    """
+    lo, hi = bounds
+    x = history["log10_kappa"].to_numpy(float)
+    y = np.log(np.maximum(history["median_duration_frames"].to_numpy(float), 1e-9))
+    t = math.log(window.centre)
+    order = np.argsort(x)
+    fitted = isotonic(y[order])
+    span = x[order][-1] - x[order][0]
+    slope = (fitted[-1] - fitted[0]) / span if span > 0 else 0.0
+
+    def reach(edge_value, edge_x, direction):
+        needed = abs(t - edge_value) / slope if slope > 0 else FLAT_EXTENSION_DECADES
+        return edge_x + direction * max(1.5 * needed, 1.0)
+
+    if t < fitted[0] and x.min() - lo <= EDGE_DECADES:
+        lo = max(min(lo, reach(fitted[0], x.min(), -1)), limits[0])
+    elif t > fitted[-1] and hi - x.max() <= EDGE_DECADES:
+        hi = min(max(hi, reach(fitted[-1], x.max(), +1)), limits[1])
+    return float(lo), float(hi)
+
+
 def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, bounds,
-           n_probes: int) -> pd.DataFrame:
-    """The decision after ``round_``: converged, exhausted, or the next round's kappas."""
+           n_probes: int, limits=DEFAULT_HARD_LIMITS) -> pd.DataFrame:
+    """The decision after ``round_``: converged, exhausted, or the next round's kappas
+    (in a range extended past its edge where the probes put the target beyond it)."""
     inside = history[[window.contains(v) for v in history["median_duration_frames"]]]
     if len(inside) or round_ >= max_rounds:
         candidates = inside if len(inside) else history
@@ -201,6 +240,11 @@ def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, 
                  "kappa": float(best["kappa"]), "chosen_round": int(best["round"]),
                  "chosen_probe": int(best["probe"])}]
     else:
+        new_bounds = extended_bounds(history, window, bounds, limits)
+        if new_bounds != tuple(bounds):
+            log.warning("the target lies beyond log10 kappa %.2f..%.2f: range extended to "
+                        "%.2f..%.2f", *bounds, *new_bounds)
+        bounds = new_bounds
         kappas = next_log_kappas(history, window, bounds, n_probes)
         rows = [{"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1,
                  "chosen_probe": -1} for i, k in enumerate(kappas)]
