@@ -152,6 +152,18 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None) -> None:
     report_devices(logging.getLogger("kpms_flow"))
 
 
+def cuda_plugin() -> str | None:
+    """JAX's CUDA plugin installed here (name and version), or None."""
+    from importlib import metadata
+
+    for dist in ("jax-cuda12-plugin", "jax-cuda13-plugin"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def report_devices(log) -> None:
     """Log where JAX runs; warn when the scheduler gave this job a GPU that JAX cannot use
     (a CPU-only jaxlib on a GPU node would fit on the CPU, many times slower)."""
@@ -161,11 +173,23 @@ def report_devices(log) -> None:
     log.info("JAX devices: %s", ", ".join(f"{d.platform}:{d.id}" for d in devices))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if visible and visible != "-1" and devices[0].platform == "cpu":
+        plugin = cuda_plugin()
+        if plugin:
+            # The CUDA lock is installed: JAX tried the GPU and printed why it failed (no
+            # NVIDIA driver, or one too old for the plugin's CUDA) before falling back.
+            advice = (
+                f"{plugin} is installed but could not use the GPU (its error is above in this "
+                "log; check the node's NVIDIA driver with nvidia-smi)"
+            )
+        else:
+            advice = (
+                "install envs/requirements-cuda.lock.txt on the GPU nodes (README: Running on "
+                "a cluster)"
+            )
         log.warning(
-            "this job was given GPU(s) (CUDA_VISIBLE_DEVICES=%s) but JAX runs on the CPU: "
-            "install envs/requirements-cuda.lock.txt on the GPU nodes (README: Running on a "
-            "cluster)",
+            "this job was given GPU(s) (CUDA_VISIBLE_DEVICES=%s) but JAX runs on the CPU: %s",
             visible,
+            advice,
         )
 
 
