@@ -206,15 +206,10 @@ def device_memory() -> dict:
 
 
 def fitting_api():
-    """The pipeline's fitting functions (kpms_flow.fitting, or kpms_flow.model before the move)."""
-    import importlib
+    """The pipeline's fitting engine (FitSpec, run_fit, init_arhmm, continue_with_kappa)."""
+    import kpms_flow.fitting
 
-    try:
-        return importlib.import_module("kpms_flow.fitting")
-    except ModuleNotFoundError as error:
-        if error.name != "kpms_flow.fitting":
-            raise
-        return importlib.import_module("kpms_flow.model")
+    return kpms_flow.fitting
 
 
 def model_settings(num_states: int) -> dict:
