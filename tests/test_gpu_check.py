@@ -67,7 +67,10 @@ TINY = [
 ]  # fmt: skip
 
 
+# A benchmark's whole run (cold compiles of pipeline and bare fits: minutes on 2 cores),
+# not a guarantee of the pipeline: opt-in, like the other repeats (KPMS_FLOW_SLOW=1).
 @pytest.mark.workflow
+@pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu" / "check.py"), "--cpu-fallback",
