@@ -1,4 +1,5 @@
-"""Rule export_session: one session's syllables, centroid, heading and latent state as CSV."""
+"""Rule export_session: one session's syllables, centroid, heading and latent state as CSV,
+with the frame and its time in seconds."""
 
 import sys
 
@@ -6,10 +7,16 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
 from kpms_flow.results import session_table, read_session_results
 from kpms_flow.atomic import write_table
+from kpms_flow.keypoints import read_session
 from kpms_flow.runtime import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821
+inp = snakemake.input  # noqa: F821
 session = snakemake.wildcards.session  # noqa: F821
-table = session_table(read_session_results(snakemake.input[0], session))  # noqa: F821
+# The session's frame rate (its file, video or table row), else config key 'fps'.
+fps = read_session(inp.keypoints).fps or snakemake.params.fps  # noqa: F821
+if not fps:
+    log.warning("%s: frame rate unknown (no fps in the file, video, table or config): time_s left empty", session)
+table = session_table(read_session_results(inp[0], session), fps=fps)
 write_table(snakemake.output[0], table)  # noqa: F821
-log.info("%s: %d frames, %d syllables used", session, len(table), table["syllable"].nunique())
+log.info("%s: %d frames at %s fps, %d syllables used", session, len(table), fps, table["syllable"].nunique())

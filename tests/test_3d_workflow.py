@@ -71,7 +71,11 @@ def test_3d_per_session_csvs_have_z_centroid(dannce_run):
     for session in SESSIONS:
         table = pd.read_csv(dannce_run / "results" / "syllables" / f"{session}.csv")
         assert len(table) == 1000
-        assert {"centroid x", "centroid y", "centroid z"} <= set(table.columns)
+        assert list(table.columns[:7]) == [
+            "frame", "time_s", "syllable", "centroid x", "centroid y", "centroid z", "heading"
+        ]
+        # the table's 30 fps is the rate of the prediction rows (every 10th video frame)
+        assert table["time_s"].to_numpy() == pytest.approx(np.arange(1000) / 30)
         assert table["syllable"].min() >= 0
         assert np.isfinite(table[["centroid x", "centroid y", "centroid z"]].to_numpy()).all()
         latent = [c for c in table.columns if c.startswith("latent_state")]

@@ -92,6 +92,8 @@ def test_sessions_with_different_extra_points_train_one_model(mixed_run):
         table = pd.read_csv(mixed_run / "results" / "syllables" / f"{session}.csv")
         assert len(table) == FRAMES
         assert table["syllable"].notna().all()
+        assert table["frame"].tolist() == list(range(FRAMES))
+        assert table["time_s"].to_numpy() == pytest.approx(np.arange(FRAMES) / 30)  # the table's fps
         # the session file keeps every tracked point; the cleaned one, the modelled points only
         with h5py.File(mixed_run / "results" / "keypoints" / f"{session}.h5") as f:
             assert [b.decode() for b in f["bodyparts"][()]] == USED + SESSIONS[session][0]

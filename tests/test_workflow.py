@@ -60,7 +60,9 @@ def test_demo_run_writes_one_csv_per_session(demo_run):
     for session in DEMO_SESSIONS:
         table = pd.read_csv(workdir / "results" / "syllables" / f"{session}.csv")
         assert len(table) == 1800
-        assert list(table.columns[:4]) == ["syllable", "centroid x", "centroid y", "heading"]
+        assert list(table.columns[:6]) == ["frame", "time_s", "syllable", "centroid x", "centroid y", "heading"]
+        assert table["frame"].tolist() == list(range(1800))
+        assert table["time_s"].to_numpy() == pytest.approx(np.arange(1800) / 30)  # the demo's 30 fps
         latent = [c for c in table.columns if c.startswith("latent_state")]
         latent_dim = int((workdir / "results" / "pca" / "latent_dim.txt").read_text())
         assert len(latent) == latent_dim

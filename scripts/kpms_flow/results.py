@@ -18,13 +18,35 @@ def read_session_results(results_h5, session: str) -> dict[str, np.ndarray]:
         return {name: f[session][name][()] for name in f[session]}
 
 
-def session_table(results: dict[str, np.ndarray], session: str = "session") -> pd.DataFrame:
-    """The CSV keypoint-moseq's save_results_as_csv writes, as a DataFrame."""
+def session_table(
+    results: dict[str, np.ndarray], session: str = "session", fps: float | None = None
+) -> pd.DataFrame:
+    """The CSV keypoint-moseq's save_results_as_csv writes, with a time axis in front.
+
+    Parameters
+    ----------
+    results : dict
+        One session's arrays from a keypoint-moseq results.h5.
+    session : str, default "session"
+        Session name (keypoint-moseq's file name).
+    fps : float, optional
+        The session's frame rate; None leaves ``time_s`` empty (NaN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` (0-based row of the pose file) and ``time_s`` (``frame / fps``), then
+        keypoint-moseq's own columns in its order (syllable, centroid, heading, latent state).
+    """
     import keypoint_moseq as kpms
 
     with tempfile.TemporaryDirectory(prefix="kpms_flow_csv_") as scratch:
         kpms.save_results_as_csv({session: results}, save_dir=scratch)
-        return pd.read_csv(Path(scratch, f"{session}.csv"))
+        table = pd.read_csv(Path(scratch, f"{session}.csv"))
+    frame = np.arange(len(table))
+    table.insert(0, "frame", frame)
+    table.insert(1, "time_s", frame / float(fps) if fps else np.full(len(table), np.nan))
+    return table
 
 
 def syllable_runs(labels: np.ndarray) -> np.ndarray:

@@ -54,12 +54,15 @@ rule apply_model:
 rule export_session:
     input:
         session_results_h5,
+        keypoints="results/sessions/{session}/keypoints.h5",
     output:
         "results/syllables/{session}.csv",
     log:
         "results/logs/export_session/{session}.log",
     conda:
         "../../envs/kpms-flow.yaml"
+    params:
+        fps=config["fps"],
     script:
         "../../scripts/export_session.py"
 
