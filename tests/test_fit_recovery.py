@@ -193,6 +193,88 @@ def test_watchdog_reports_the_childs_own_error(tmp_path):
     assert "Traceback" in log and "attempt 2" not in log  # an error is not retried
 
 
+def python_child(code: str) -> list[str]:
+    """A child command that can import kpms_flow (for beat())."""
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r})\n{code}"]
+
+
+def test_watchdog_returns_when_its_child_does():
+    """No polling delay: run_watched ends within 0.5 s of its child (the old 5-s poll, at
+    this timeout a 3-s poll, made every job end on the next multiple of it). Minimum of 3
+    interleaved runs each, so a burst of load on the shared machine cannot fail it."""
+    from kpms_flow.watchdog import run_watched
+
+    child = python_child("import time; time.sleep(0.2)")
+    bare, watched = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(child, check=True)
+        bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert run_watched(child, timeout_s=60, what="trivial") == 0
+        watched.append(time.perf_counter() - start)
+    assert min(bare) >= 0.2
+    assert min(watched) - min(bare) < 0.5, (bare, watched)
+
+
+def test_watchdog_kills_a_silent_child_at_the_timeout(caplog, monkeypatch):
+    """A child that never beats (and ignores SIGTERM, as a hung XLA ignores signals) is
+    killed with SIGKILL once the timeout has passed, not before."""
+    from kpms_flow.watchdog import FitHung, run_watched
+
+    child = python_child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)")
+    monkeypatch.setattr(logging.getLogger("kpms_flow"), "propagate", True)
+    start = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="kpms_flow"), pytest.raises(FitHung, match="no progress for 1 s in 1 attempts"):
+        run_watched(child, timeout_s=1.0, max_restarts=0, what="silent")
+    elapsed = time.perf_counter() - start
+    assert 1.0 <= elapsed < 10, elapsed
+    pid = int(re.search(r"silent: process (\d+) started", caplog.text).group(1))
+    assert re.search(rf"silent: no progress for 1 s after 0 sweeps: process {pid} killed \(SIGKILL\)$", caplog.text, re.M)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+
+
+def test_watchdog_keeps_a_beating_child_past_the_timeout(caplog, monkeypatch):
+    """Beats reset the timer: a child that runs 4 timeouts long but beats every 0.1 s is
+    never killed, and its sweeps are counted (a later hang's message gives them)."""
+    from kpms_flow.watchdog import FitHung, run_watched
+
+    child = python_child(
+        "import time\nfrom kpms_flow.watchdog import beat\n"
+        "for _ in range(20):\n    beat(sweep=True)\n    time.sleep(0.1)\n"
+        "beat()\ntime.sleep(120)"
+    )
+    monkeypatch.setattr(logging.getLogger("kpms_flow"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="kpms_flow"), pytest.raises(FitHung):
+        run_watched(child, timeout_s=0.5, max_restarts=0, what="beating")
+    assert re.search(r"beating: no progress for 1 s after 20 sweeps: process \d+ killed", caplog.text), caplog.text
+
+
+def test_beat_writes_only_in_the_watchdogs_own_child(monkeypatch):
+    """beat() is a no-op without a watchdog and in the child's own children (which inherit
+    the variables but not the descriptor); in the watched child it writes one byte."""
+    from kpms_flow import watchdog
+
+    readable, writable = os.pipe()
+    os.set_blocking(readable, False)
+    try:
+        monkeypatch.delenv(watchdog.HEARTBEAT_ENV, raising=False)
+        watchdog.beat()
+        monkeypatch.setenv(watchdog.HEARTBEAT_ENV, str(writable))
+        monkeypatch.setenv(watchdog.PARENT_ENV, str(os.getppid() + 1))  # a grandchild
+        watchdog.beat(sweep=True)
+        with pytest.raises(BlockingIOError):
+            os.read(readable, 10)
+        monkeypatch.setenv(watchdog.PARENT_ENV, str(os.getppid()))
+        watchdog.beat(sweep=True)
+        watchdog.beat()
+        assert os.read(readable, 10) == watchdog.SWEEP + watchdog.PROGRESS
+    finally:
+        os.close(readable)
+        os.close(writable)
+
+
 # ---------------------------------------------------------------- checkpoints and NaNs
 WRITER = textwrap.dedent(
     """

@@ -5,12 +5,16 @@ idle, signals ignored) after 1 to 3 sweeps (keypoint-moseq-facts.md). Such a job
 on its own, so every rule that runs keypoint-moseq sweeps starts with :func:`supervise`:
 
 * the rule script's process becomes the *parent*: it imports no JAX, starts the same script
-  again as a *child* process that does the work, and watches a heartbeat file;
-* the child touches the heartbeat after every sweep (keypoint-moseq's ``fit_model`` and
-  ``apply_model`` both call jax-moseq's ``resample_model`` once per sweep);
-* no heartbeat for ``timeout_s``: the parent kills the child (SIGKILL: a hung XLA ignores
-  the others), says so in the rule's log and starts it again. A fit resumes from its last
-  saved iteration (:func:`kpms_flow.model.run_fit`), which reproduces the uninterrupted fit;
+  again as a *child* process that does the work, and waits on a heartbeat pipe;
+* the child writes a byte to the pipe after every sweep (:func:`beat`; keypoint-moseq's
+  ``fit_model`` and ``apply_model`` both call jax-moseq's ``resample_model`` once per
+  sweep);
+* the parent sleeps in ``select`` on the pipe and on the child's exit (a pidfd), so it wakes
+  at once when the child beats or ends: a job ends when its child does, not at the next
+  poll;
+* no beat for ``timeout_s``: the parent kills the child (SIGKILL: a hung XLA ignores the
+  others), says so in the rule's log and starts it again. A fit resumes from its last saved
+  iteration (:func:`kpms_flow.model.run_fit`), which reproduces the uninterrupted fit;
 * after ``max_restarts`` restarts without success the job fails, naming the cause.
 
 The child writes to the parent's log (it inherits the file descriptors) and dies with the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -30,13 +35,13 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-HEARTBEAT_ENV = "KPMS_FLOW_WATCHDOG_HEARTBEAT"
+HEARTBEAT_ENV = "KPMS_FLOW_WATCHDOG_HEARTBEAT"  # the child's file descriptor of the pipe
 PARENT_ENV = "KPMS_FLOW_WATCHDOG_PARENT"
 ERROR_ENV = "KPMS_FLOW_WATCHDOG_ERROR"
+SWEEP, PROGRESS = b"s", b"."  # what beat() writes: a finished sweep, other progress
 
 log = logging.getLogger("kpms_flow")
 _INSTALLED = False
-_sweeps = 0
 
 
 class FitHung(RuntimeError):
@@ -81,7 +86,6 @@ def run_watched(
     timeout_s: float,
     max_restarts: int = 0,
     what: str = "fit",
-    poll_s: float | None = None,
     env: Mapping | None = None,
 ) -> int:
     """Run ``cmd`` as a watched child until it succeeds; return the number of restarts.
@@ -89,17 +93,24 @@ def run_watched(
     Raises :class:`ChildFailed` when the child fails (not restarted: an error would only
     repeat) and :class:`FitHung` when it hung in all ``max_restarts + 1`` attempts.
     """
-    poll_s = poll_s or min(5.0, max(timeout_s / 20, 0.1))
     with tempfile.TemporaryDirectory(prefix="kpms_flow_watchdog_") as scratch:
-        heartbeat = Path(scratch, "heartbeat")
         error_file = Path(scratch, "error")
-        child_env = dict(os.environ if env is None else env)
-        child_env.update(
-            {HEARTBEAT_ENV: str(heartbeat), PARENT_ENV: str(os.getpid()), ERROR_ENV: str(error_file)}
-        )
         for attempt in range(max_restarts + 1):
-            heartbeat.write_text("0")
-            child = subprocess.Popen(list(cmd), env=child_env)
+            beats, beat_end = os.pipe()
+            # A child must never block on a beat (a parent that is busy, or gone).
+            os.set_blocking(beat_end, False)
+            child_env = dict(os.environ if env is None else env)
+            child_env.update(
+                {
+                    HEARTBEAT_ENV: str(beat_end),
+                    PARENT_ENV: str(os.getpid()),
+                    ERROR_ENV: str(error_file),
+                }
+            )
+            try:
+                child = subprocess.Popen(list(cmd), env=child_env, pass_fds=(beat_end,))
+            finally:
+                os.close(beat_end)  # the child's copy is the only writer: EOF = it exited
             log.info(
                 "%s: process %d started (attempt %d of %d; watchdog: restarted after %g s "
                 "without a finished sweep)",
@@ -109,7 +120,10 @@ def run_watched(
                 max_restarts + 1,
                 timeout_s,
             )
-            idle = _watch(child, heartbeat, timeout_s, poll_s)
+            try:
+                idle, sweeps = _watch(child, beats, timeout_s)
+            finally:
+                os.close(beats)
             if idle is None and child.returncode == 0:
                 return attempt
             if idle is None:
@@ -122,10 +136,10 @@ def run_watched(
                     )
                 raise ChildFailed(message or f"{what} process exited with status {child.returncode}")
             log.error(
-                "%s: no progress for %.0f s after %s sweeps: process %d killed (SIGKILL)%s",
+                "%s: no progress for %.0f s after %d sweeps: process %d killed (SIGKILL)%s",
                 what,
                 idle,
-                _read_sweeps(heartbeat),
+                sweeps,
                 child.pid,
                 "; starting it again, a fit resumes from its last saved iteration"
                 if attempt < max_restarts
@@ -140,31 +154,51 @@ def run_watched(
     )
 
 
-def _watch(child: subprocess.Popen, heartbeat: Path, timeout_s: float, poll_s: float):
-    """Wait for the child; kill it when the heartbeat is older than ``timeout_s``.
+def _watch(child: subprocess.Popen, beats: int, timeout_s: float) -> tuple[float | None, int]:
+    """Wait for the child; kill it when it has not beaten for ``timeout_s``.
 
-    Returns None when the child exited, else the seconds it had been idle when killed.
+    Sleeps in ``select`` on the heartbeat pipe and the child's pidfd, so it wakes when the
+    child beats or exits, never on a fixed poll. Returns ``(None, sweeps)`` when the child
+    exited, else ``(seconds idle when killed, sweeps)``.
     """
-    started = time.time()
-    while child.poll() is None:
-        time.sleep(poll_s)
-        try:
-            last = max(heartbeat.stat().st_mtime, started)
-        except FileNotFoundError:
-            last = started
-        idle = time.time() - last
-        if idle > timeout_s and child.poll() is None:
-            child.kill()
-            child.wait()
-            return idle
-    return None
-
-
-def _read_sweeps(heartbeat: Path) -> str:
     try:
-        return heartbeat.read_text().strip() or "0"
-    except OSError:
-        return "?"
+        exited = os.pidfd_open(child.pid)  # readable once the child has exited (Linux 5.3+)
+    except (AttributeError, OSError):
+        exited = None
+    try:
+        watched = [beats] + ([exited] if exited is not None else [])
+        sweeps, last = 0, time.monotonic()
+        while True:
+            idle = time.monotonic() - last
+            if idle >= timeout_s:
+                if child.poll() is not None:  # exited just now, with its pipe still held
+                    return None, sweeps
+                child.kill()
+                child.wait()
+                return idle, sweeps
+            wait = timeout_s - idle
+            if exited is None:
+                # No pidfd: a grandchild holding the pipe would hide the exit; look now and then.
+                if child.poll() is not None:
+                    return None, sweeps
+                wait = min(wait, 1.0)
+            ready, _, _ = select.select(watched, [], [], wait)
+            if exited is not None and exited in ready:
+                child.wait()
+                return None, sweeps
+            if beats in ready:
+                data = os.read(beats, 65536)
+                if data:
+                    sweeps += data.count(SWEEP)
+                    last = time.monotonic()
+                else:  # EOF: the child closed its end, i.e. it exited
+                    watched.remove(beats)
+                    if exited is None:
+                        child.wait()
+                        return None, sweeps
+    finally:
+        if exited is not None:
+            os.close(exited)
 
 
 # ---------------------------------------------------------------- the child
@@ -204,12 +238,34 @@ def _die_with_parent() -> None:
         pass
 
 
-def beat() -> None:
-    """Tell the parent this process is making progress (no-op outside a watched child)."""
-    path = os.environ.get(HEARTBEAT_ENV)
-    if path:
-        with open(path, "w") as handle:
-            handle.write(str(_sweeps))
+def _heartbeat_fd() -> int | None:
+    """The heartbeat pipe's descriptor when this process is a watched child, else None.
+
+    Only the watchdog's own child may use it: the variable is inherited by any process the
+    child starts, where that descriptor number may be closed or another file.
+    """
+    fd = os.environ.get(HEARTBEAT_ENV)
+    if not fd or not fd.isdigit() or os.environ.get(PARENT_ENV) != str(os.getppid()):
+        return None
+    return int(fd)
+
+
+def beat(sweep: bool = False) -> None:
+    """Tell the parent this process is making progress; ``sweep=True`` after a finished
+    sweep (the parent counts those for its log).
+
+    Cheap (one ``write`` of one byte) and safe anywhere: a no-op outside a watched child,
+    and it never blocks or raises when the parent is slow to read or gone.
+    """
+    fd = _heartbeat_fd()
+    if fd is None:
+        return
+    try:
+        os.write(fd, SWEEP if sweep else PROGRESS)
+    except OSError:
+        # A full pipe (parent slow to read) already says we are alive; a parent that is
+        # gone kills us anyway (PR_SET_PDEATHSIG).
+        pass
 
 
 def install_heartbeat() -> None:
@@ -219,7 +275,7 @@ def install_heartbeat() -> None:
     module at each sweep, so wrapping the module attribute covers both.
     """
     global _INSTALLED
-    if _INSTALLED or not os.environ.get(HEARTBEAT_ENV):
+    if _INSTALLED or _heartbeat_fd() is None:
         return
     import jax
     from jax_moseq.models import allo_keypoint_slds, keypoint_slds
@@ -229,12 +285,10 @@ def install_heartbeat() -> None:
 
         @functools.wraps(original)
         def resample_model(*args, _original=original, **kwargs):
-            global _sweeps
             # JAX returns before computing; wait, so that a beat means a finished sweep
             # (keypoint-moseq's NaN check right after waits anyway).
             model = jax.block_until_ready(_original(*args, **kwargs))
-            _sweeps += 1
-            beat()
+            beat(sweep=True)
             return model
 
         module.resample_model = resample_model
