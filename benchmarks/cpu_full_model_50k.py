@@ -122,7 +122,7 @@ def main(argv=None) -> int:
             progress = Path(scratch, "progress.jsonl")
             cmd = [sys.executable, __file__, "--child", "--progress", str(progress),
                    *(f"--{k}={getattr(args, k)}" for k in ("frames", "sessions", "sweeps", "threads"))]
-            started = time.time()
+            started, load_before = time.time(), os.getloadavg()[0]
             try:
                 run_watched(cmd, timeout_s=args.timeout, max_restarts=0, what=f"run {run + 1}")
                 status = "completed"
@@ -146,6 +146,9 @@ def main(argv=None) -> int:
             "first_sweep_s": round(sweeps[0], 1) if sweeps else None,
             "median_later_sweep_s": round(float(pd.Series(sweeps[1:]).median()), 1) if len(sweeps) > 1 else None,
             "wall_s": round(time.time() - started, 1),
+            # 1-min load average before / after: the machine is shared.
+            "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2),
         })
         print(json.dumps(rows[-1]), flush=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
