@@ -217,6 +217,95 @@ def test_watchdog_returns_when_its_child_does():
     assert min(watched) - min(bare) < 0.5, (bare, watched)
 
 
+SUPERVISED = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    sys.path.insert(0, {scripts!r})
+    from kpms_flow.watchdog import beat, supervise
+
+    log = supervise({log!r}, {{"timeout_s": {timeout}, "max_restarts": 0}}, what="job")
+    Path({pid_file!r}).write_text(str(os.getpid()))
+    for sweep in range(2):
+        beat(sweep=True)
+        time.sleep({sweep_s})
+    """
+)
+
+
+def supervised_script(tmp_path: Path, name: str, timeout: float, sweep_s: float) -> Path:
+    script = tmp_path / f"{name}.py"
+    script.write_text(SUPERVISED.format(scripts=str(ROOT / "scripts"), log=str(tmp_path / f"{name}.log"),
+                                        timeout=timeout, pid_file=str(tmp_path / f"{name}.pid"), sweep_s=sweep_s))
+    return script
+
+
+def test_supervised_script_takes_as_long_as_unsupervised(tmp_path):
+    """A rule script under the watchdog (a forked child does the work) ends within 0.5 s of
+    the same script with the watchdog off (minimum of 3 interleaved runs each)."""
+    times = {}
+    for name, timeout in (("off", 0), ("on", 600)):
+        times[name] = [supervised_script(tmp_path, name, timeout, 0.1), []]
+    for _ in range(3):
+        for name, (script, runs) in times.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+            runs.append(time.perf_counter() - start)
+    assert "job: process" in (tmp_path / "on.log").read_text()  # it was watched
+    off, on = min(times["off"][1]), min(times["on"][1])
+    assert off >= 0.2
+    assert on - off < 0.5, times
+
+
+def test_supervise_starts_the_script_again_where_forking_is_unsafe(tmp_path):
+    """A process with a second thread is not forked (a thread's locks would be copied
+    held): the script is started again as the child, which does the work."""
+    script = supervised_script(tmp_path, "threaded", 600, 0.1)
+    script.write_text("import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+                      + script.read_text())
+    parent = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert parent.returncode == 0, parent.stderr
+    child = int((tmp_path / "threaded.pid").read_text())
+    log = (tmp_path / "threaded.log").read_text()
+    assert f"job: process {child} started (attempt 1 of 1" in log
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (in a container nobody may reap an orphan)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
+def test_supervised_child_dies_with_its_parent(tmp_path):
+    """SIGKILL of the watchdog (as of a job Snakemake or the scheduler kills) takes the
+    working child with it: no orphan goes on writing into the job's folders."""
+    script = supervised_script(tmp_path, "orphan", 600, 60)
+    parent = subprocess.Popen([sys.executable, str(script)])
+    pid_file = tmp_path / "orphan.pid"
+    try:
+        deadline = time.time() + 60
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert child != parent.pid and running(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if not running(child):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the child outlived its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
 def test_watchdog_kills_a_silent_child_at_the_timeout(caplog, monkeypatch):
     """A child that never beats (and ignores SIGTERM, as a hung XLA ignores signals) is
     killed with SIGKILL once the timeout has passed, not before."""
