@@ -43,7 +43,8 @@ def child(args) -> None:
     from kpms_flow.demo import BODYPARTS, generate_demo
     from kpms_flow.formats import load_session
     from kpms_flow.fitting import init_arhmm
-    from kpms_flow.watchdog import beat, install_heartbeat
+    from kpms_flow.kpms_patches import install_sweep_wrappers
+    from kpms_flow.watchdog import beat
 
     progress = Path(args.progress)
     with tempfile.TemporaryDirectory(prefix="kpms_flow_50k_") as scratch:
@@ -72,7 +73,7 @@ def child(args) -> None:
     model, _ = kpms.fit_model(model, data, metadata, num_iters=1, ar_only=True,
                               save_every_n_iters=None, generate_progress_plots=False)
     beat()
-    install_heartbeat()
+    install_sweep_wrappers()
     timed = keypoint_slds.resample_model
     last = [time.time()]
 
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
             progress = Path(scratch, "progress.jsonl")
             cmd = [sys.executable, __file__, "--child", "--progress", str(progress),
                    *(f"--{k}={getattr(args, k)}" for k in ("frames", "sessions", "sweeps", "threads"))]
-            started = time.time()
+            started, load_before = time.time(), os.getloadavg()[0]
             try:
                 run_watched(cmd, timeout_s=args.timeout, max_restarts=0, what=f"run {run + 1}")
                 status = "completed"
@@ -146,6 +147,9 @@ def main(argv=None) -> int:
             "first_sweep_s": round(sweeps[0], 1) if sweeps else None,
             "median_later_sweep_s": round(float(pd.Series(sweeps[1:]).median()), 1) if len(sweeps) > 1 else None,
             "wall_s": round(time.time() - started, 1),
+            # 1-min load average before / after: the machine is shared.
+            "load_before": round(load_before, 2),
+            "load_after": round(os.getloadavg()[0], 2),
         })
         print(json.dumps(rows[-1]), flush=True)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -270,7 +270,7 @@ def main(argv=None) -> int:
     total = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kpms_flow_kappa_bench_") as scratch:
         for name in args.datasets:
-            start = time.perf_counter()
+            start, load_before = time.perf_counter(), os.getloadavg()[0]
             prober = Prober(name, Path(scratch), args.iters)
             window = window_in_frames(TARGET_MS, prober.fps)
             print(f"{name}: {prober.frames} frames, latent_dim {prober.latent_dim}, "
@@ -292,6 +292,9 @@ def main(argv=None) -> int:
                     "syllables": r["syllables"],
                     # Rough: the machine is shared; the first fit of a dataset includes JIT.
                     "median_fit_s": fits[len(fits) // 2],
+                    # 1-min load average at the dataset's start / end: the machine is shared.
+                    "load_before": round(load_before, 2),
+                    "load_after": round(os.getloadavg()[0], 2),
                 })
             print(f"{name}: {len(prober.cache)} distinct fits, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)

@@ -10,6 +10,7 @@ demo session and prints the wall time of each sweep and a checksum of the latent
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as out:
             code = CHILD.format(scripts=str(ROOT / "scripts"), patched=patched, out=out,
                                 frames=args.frames, sweeps=args.sweeps)
+            load_before = os.getloadavg()[0]
             subprocess.run([sys.executable, "-c", code], check=True, stderr=subprocess.DEVNULL)
+            # The machine is shared: the sweep times mean little without the load.
+            print(f"{'patched' if patched else 'original'}\tload average (1 min) before "
+                  f"{load_before:.2f}, after {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 
 

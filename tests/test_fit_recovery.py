@@ -193,6 +193,177 @@ def test_watchdog_reports_the_childs_own_error(tmp_path):
     assert "Traceback" in log and "attempt 2" not in log  # an error is not retried
 
 
+def python_child(code: str) -> list[str]:
+    """A child command that can import kpms_flow (for beat())."""
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'scripts')!r})\n{code}"]
+
+
+def test_watchdog_returns_when_its_child_does():
+    """No polling delay: run_watched ends within 0.5 s of its child (the old 5-s poll, at
+    this timeout a 3-s poll, made every job end on the next multiple of it). Minimum of 3
+    interleaved runs each, so a burst of load on the shared machine cannot fail it."""
+    from kpms_flow.watchdog import run_watched
+
+    child = python_child("import time; time.sleep(0.2)")
+    bare, watched = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(child, check=True)
+        bare.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert run_watched(child, timeout_s=60, what="trivial") == 0
+        watched.append(time.perf_counter() - start)
+    assert min(bare) >= 0.2
+    assert min(watched) - min(bare) < 0.5, (bare, watched)
+
+
+SUPERVISED = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    sys.path.insert(0, {scripts!r})
+    from kpms_flow.watchdog import beat, supervise
+
+    log = supervise({log!r}, {{"timeout_s": {timeout}, "max_restarts": 0}}, what="job")
+    Path({pid_file!r}).write_text(str(os.getpid()))
+    for sweep in range(2):
+        beat(sweep=True)
+        time.sleep({sweep_s})
+    """
+)
+
+
+def supervised_script(tmp_path: Path, name: str, timeout: float, sweep_s: float) -> Path:
+    script = tmp_path / f"{name}.py"
+    script.write_text(SUPERVISED.format(scripts=str(ROOT / "scripts"), log=str(tmp_path / f"{name}.log"),
+                                        timeout=timeout, pid_file=str(tmp_path / f"{name}.pid"), sweep_s=sweep_s))
+    return script
+
+
+def test_supervised_script_takes_as_long_as_unsupervised(tmp_path):
+    """A rule script under the watchdog (a forked child does the work) ends within 0.5 s of
+    the same script with the watchdog off (minimum of 3 interleaved runs each)."""
+    times = {}
+    for name, timeout in (("off", 0), ("on", 600)):
+        times[name] = [supervised_script(tmp_path, name, timeout, 0.1), []]
+    for _ in range(3):
+        for name, (script, runs) in times.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+            runs.append(time.perf_counter() - start)
+    assert "job: process" in (tmp_path / "on.log").read_text()  # it was watched
+    off, on = min(times["off"][1]), min(times["on"][1])
+    assert off >= 0.2
+    assert on - off < 0.5, times
+
+
+def test_supervise_starts_the_script_again_where_forking_is_unsafe(tmp_path):
+    """A process with a second thread is not forked (a thread's locks would be copied
+    held): the script is started again as the child, which does the work."""
+    script = supervised_script(tmp_path, "threaded", 600, 0.1)
+    script.write_text("import threading, time\nthreading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+                      + script.read_text())
+    parent = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert parent.returncode == 0, parent.stderr
+    child = int((tmp_path / "threaded.pid").read_text())
+    log = (tmp_path / "threaded.log").read_text()
+    assert f"job: process {child} started (attempt 1 of 1" in log
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (in a container nobody may reap an orphan)."""
+    try:
+        os.kill(pid, 0)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+
+
+def test_supervised_child_dies_with_its_parent(tmp_path):
+    """SIGKILL of the watchdog (as of a job Snakemake or the scheduler kills) takes the
+    working child with it: no orphan goes on writing into the job's folders."""
+    script = supervised_script(tmp_path, "orphan", 600, 60)
+    parent = subprocess.Popen([sys.executable, str(script)])
+    pid_file = tmp_path / "orphan.pid"
+    try:
+        deadline = time.time() + 60
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert child != parent.pid and running(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if not running(child):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the child outlived its parent")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_watchdog_kills_a_silent_child_at_the_timeout(caplog, monkeypatch):
+    """A child that never beats (and ignores SIGTERM, as a hung XLA ignores signals) is
+    killed with SIGKILL once the timeout has passed, not before."""
+    from kpms_flow.watchdog import FitHung, run_watched
+
+    child = python_child("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)")
+    monkeypatch.setattr(logging.getLogger("kpms_flow"), "propagate", True)
+    start = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="kpms_flow"), pytest.raises(FitHung, match="no progress for 1 s in 1 attempts"):
+        run_watched(child, timeout_s=1.0, max_restarts=0, what="silent")
+    elapsed = time.perf_counter() - start
+    assert 1.0 <= elapsed < 10, elapsed
+    pid = int(re.search(r"silent: process (\d+) started", caplog.text).group(1))
+    assert re.search(rf"silent: no progress for 1 s after 0 sweeps: process {pid} killed \(SIGKILL\)$", caplog.text, re.M)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped
+
+
+def test_watchdog_keeps_a_beating_child_past_the_timeout(caplog, monkeypatch):
+    """Beats reset the timer: a child that runs 4 timeouts long but beats every 0.1 s is
+    never killed, and its sweeps are counted (a later hang's message gives them)."""
+    from kpms_flow.watchdog import FitHung, run_watched
+
+    child = python_child(
+        "import time\nfrom kpms_flow.watchdog import beat\n"
+        "for _ in range(20):\n    beat(sweep=True)\n    time.sleep(0.1)\n"
+        "beat()\ntime.sleep(120)"
+    )
+    monkeypatch.setattr(logging.getLogger("kpms_flow"), "propagate", True)
+    with caplog.at_level(logging.INFO, logger="kpms_flow"), pytest.raises(FitHung):
+        run_watched(child, timeout_s=0.5, max_restarts=0, what="beating")
+    assert re.search(r"beating: no progress for 1 s after 20 sweeps: process \d+ killed", caplog.text), caplog.text
+
+
+def test_beat_writes_only_in_the_watchdogs_own_child(monkeypatch):
+    """beat() is a no-op without a watchdog and in the child's own children (which inherit
+    the variables but not the descriptor); in the watched child it writes one byte."""
+    from kpms_flow import watchdog
+
+    readable, writable = os.pipe()
+    os.set_blocking(readable, False)
+    try:
+        monkeypatch.delenv(watchdog.HEARTBEAT_ENV, raising=False)
+        watchdog.beat()
+        monkeypatch.setenv(watchdog.HEARTBEAT_ENV, str(writable))
+        monkeypatch.setenv(watchdog.PARENT_ENV, str(os.getppid() + 1))  # a grandchild
+        watchdog.beat(sweep=True)
+        with pytest.raises(BlockingIOError):
+            os.read(readable, 10)
+        monkeypatch.setenv(watchdog.PARENT_ENV, str(os.getppid()))
+        watchdog.beat(sweep=True)
+        watchdog.beat()
+        assert os.read(readable, 10) == watchdog.SWEEP + watchdog.PROGRESS
+    finally:
+        os.close(readable)
+        os.close(writable)
+
+
 # ---------------------------------------------------------------- checkpoints and NaNs
 WRITER = textwrap.dedent(
     """
