@@ -54,7 +54,7 @@ rule apply_model:
 rule export_session:
     input:
         session_results_h5,
-        keypoints="results/sessions/{session}/keypoints.h5",
+        keypoints="results/keypoints/{session}.h5",
     output:
         "results/syllables/{session}.csv",
     log:
