@@ -42,6 +42,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -534,6 +535,11 @@ class Runner:
             return None
         params = dict(params, threads=self.args.threads, simulate_image=self.args.simulate_image,
                       lean=self.args.lean)
+        if "work" in params:  # a rerun in the same --work starts its step afresh
+            shutil.rmtree(params["work"], ignore_errors=True)
+        for path in (params.get("labels"),):
+            if path:
+                Path(path).unlink(missing_ok=True)
         params_file, result_file = self.work / f"{name}.params.json", self.work / f"{name}.json"
         params_file.write_text(json.dumps(params))
         result_file.unlink(missing_ok=True)
