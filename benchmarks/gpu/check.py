@@ -61,7 +61,7 @@ MB = 2.0**20
 
 GPU_DEFAULTS = dict(
     demo_sessions=4, demo_frames=10_000, probe_iters=25, arhmm_iters=50, full_iters=100,
-    sizes=[100_000, 1_000_000, 5_000_000], size_iters=3, budget_s=440,
+    sizes=[100_000, 1_000_000, 5_000_000], size_iters=3, budget_s=420,
 )
 CPU_DEFAULTS = dict(
     demo_sessions=2, demo_frames=600, probe_iters=5, arhmm_iters=10, full_iters=10,

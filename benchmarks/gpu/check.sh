@@ -2,7 +2,7 @@
 # The GPU check (issue 22) as one command, from the repository root of a bare GPU machine
 # whose working tree carries .whl/ (benchmarks/gpu/prepare_wheels.sh fills it here):
 #
-#   bash benchmarks/gpu/check.sh                   # GPU: ~7 min on an H200 (budget 440 s)
+#   bash benchmarks/gpu/check.sh                   # GPU: at most ~7.5 min (steps get 420 s)
 #   bash benchmarks/gpu/check.sh --cpu-fallback    # a CPU machine, CPU-sized defaults
 #
 # Installs the carried wheels the machine lacks into /tmp/kpms-site (once per machine),
