@@ -113,3 +113,17 @@ def test_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     md = (out / "gpu_check.md").read_text()
     for section in ("## speed", "## compile", "## memory", "## plan"):
         assert section in md
+
+
+def test_without_a_gpu_it_stops_after_the_env_step(tmp_path):
+    # On a GPU machine whose CUDA plugin failed, the check must not spend its minutes on
+    # CPU fits: it says so and exits 2, with the environment recorded.
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu" / "check.py"),
+           "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "JAX sees no GPU" in proc.stdout and "--cpu-fallback" in proc.stdout
+    state = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert state["env"]["platform"] == "cpu" and state["env"]["versions"]["jax"]
+    assert not (tmp_path / "work" / "probe").exists()
