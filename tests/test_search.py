@@ -71,61 +71,7 @@ def crossing(curve, lo=BOUNDS[0] - 5, hi=BOUNDS[1] + 5) -> float:
     return (lo + hi) / 2
 
 
-def test_search_outcome_reads_each_kind_of_decision_file(tmp_path):
-    """The one reader of decision files serves the workflow's input functions and scripts."""
-    from kpms_flow.search import search_outcome
-
-    rows = [probe_row(1, 0, 1e5, 3.0), probe_row(1, 1, 1e8, 9.5)]
-    cases = {
-        "continue": first_round(BOUNDS, WINDOW, 4),
-        "converged": decide(pd.DataFrame(rows), WINDOW, 1, MAX_ROUNDS, BOUNDS, N_PROBES),
-        "exhausted": decide(pd.DataFrame(rows[:1]), WINDOW, 2, 2, BOUNDS, 2),
-    }
-    for status, table in cases.items():
-        path = tmp_path / f"{status}.tsv"
-        table.to_csv(path, sep="\t", index=False)
-        outcome = search_outcome(path)
-        assert outcome.status == status
-        assert outcome.finished == (status != "continue")
-    assert (search_outcome(tmp_path / "converged.tsv").chosen_round,
-            search_outcome(tmp_path / "converged.tsv").chosen_probe) == (1, 1)
-    assert search_outcome(tmp_path / "exhausted.tsv").chosen_probe == 0
-
-
 # ---------------------------------------------------------------- whole searches
-@pytest.mark.parametrize("cross", [1.0, 2.0, 19.0])
-def test_a_target_beyond_the_range_extends_it_instead_of_exhausting(cross):
-    """The data put the target outside the configured 3..18: later rounds search past the
-    edge (up to the hard limits) and converge, rather than spending rounds at the edge."""
-    rounds, final, history, decisions = simulate(log_linear(cross, 0.5))
-    assert final["status"] == "converged", (cross, history)
-    assert abs(chosen_probe(history, final)["log10_kappa"] - cross) < 0.5
-    lowers = [d["log10_lower"].iloc[0] for d in decisions]
-    uppers = [d["log10_upper"].iloc[0] for d in decisions]
-    assert min(lowers) >= -3 and max(uppers) <= 20
-    assert (min(lowers) < BOUNDS[0]) == (cross < BOUNDS[0])
-    assert (max(uppers) > BOUNDS[1]) == (cross > BOUNDS[1])
-
-
-def test_the_range_never_extends_past_the_hard_limits():
-    rounds, final, history, decisions = simulate(log_linear(-6.0, 0.5))
-    assert final["status"] == "exhausted"
-    assert min(d["log10_lower"].iloc[0] for d in decisions) == -3
-    assert history["log10_kappa"].min() > -3
-    # The closest probe is the one nearest the unreachable target: the lowest kappa tried.
-    assert chosen_probe(history, final)["log10_kappa"] == history["log10_kappa"].min()
-
-
-def test_extended_bounds_moves_only_the_edge_the_target_lies_beyond():
-    from kpms_flow.search import extended_bounds
-
-    far = pd.DataFrame([probe_row(1, 0, 1e8, 20.0), probe_row(1, 1, 1e12, 40.0)])
-    assert extended_bounds(far, WINDOW, BOUNDS) == BOUNDS  # probes far from the edge
-    near = pd.DataFrame([probe_row(1, 0, 10**3.5, 20.0), probe_row(1, 1, 1e6, 40.0)])
-    lo, hi = extended_bounds(near, WINDOW, BOUNDS)
-    assert hi == BOUNDS[1] and -3 <= lo < BOUNDS[0]
-    inside = pd.DataFrame([probe_row(1, 0, 10**3.5, 5.0), probe_row(1, 1, 1e6, 40.0)])
-    assert extended_bounds(inside, WINDOW, BOUNDS) == BOUNDS  # the target is bracketed
 
 
 def probe_row(round_, probe, kappa, duration) -> dict:
