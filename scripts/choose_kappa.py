@@ -1,10 +1,10 @@
-"""Rule choose_kappa: the stage's chosen probe and the trace of its search."""
+"""Rule choose_kappa: the stage's chosen probe, its checkpoint, and the trace of the search."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.atomic import write_table
+from kpms_flow.atomic import link_or_copy, write_table
 from kpms_flow.runtime import log_to
 from kpms_flow.search import read_decision, read_probes, search_outcome, trace_table
 
@@ -20,6 +20,8 @@ chosen["rounds"] = len(inp.decisions)
 chosen["probe_fits"] = len(trace)
 write_table(out.trace, trace)
 write_table(out.chosen, chosen)
+# A hard link: the chosen checkpoint outlives the probe's temporary one without a copy.
+link_or_copy(inp.chosen_probe, out.checkpoint)
 row = chosen.iloc[0]
 if outcome.status == "exhausted":
     log.warning(

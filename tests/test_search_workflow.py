@@ -112,21 +112,25 @@ def test_search_outputs(demo_reference):
 
 
 def test_final_fits_take_the_chosen_probe_checkpoint_as_a_declared_input(demo_reference, tmp_path):
-    """The hand-off from a search to its final fit is an input Snakemake knows (recorded in
-    its metadata), not a path written inside chosen.tsv; the probe checkpoints were
-    temporary and are gone once the final fits ran."""
+    """The hand-off from a search to its final fit is a file Snakemake knows (recorded in its
+    metadata), not a path written inside chosen.tsv: choose_kappa takes the chosen probe's
+    checkpoint as input and links it to chosen_checkpoint.h5, the final fit's input; the
+    probes' own checkpoints were temporary and are gone."""
     proc = snakemake(demo_reference, "--detailed-summary", "--configfile",
                      str(demo_reference / "config" / "test.yaml"))
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
     header = rows[0]
     by_output = {row[0]: dict(zip(header, row)) for row in rows[1:] if len(row) == len(header)}
     for stage in ("arhmm", "full_model"):
-        chosen = pd.read_csv(demo_reference / "results/search" / stage / "chosen.tsv", sep="\t").iloc[0]
+        folder = f"results/search/{stage}"
+        chosen = pd.read_csv(demo_reference / folder / "chosen.tsv", sep="\t").iloc[0]
         assert "checkpoint" not in chosen.index
-        probe = f"results/search/{stage}/round{chosen['round']}/probe{chosen['probe']}/checkpoint.h5"
+        probe = f"{folder}/round{chosen['round']}/probe{chosen['probe']}/checkpoint.h5"
+        assert probe in by_output[f"{folder}/chosen_checkpoint.h5"]["input-file(s)"].split(",")
         fit = by_output[f"results/fits/{stage}/checkpoint.h5"]
-        assert probe in fit["input-file(s)"].split(","), fit
+        assert f"{folder}/chosen_checkpoint.h5" in fit["input-file(s)"].split(","), fit
         assert not (demo_reference / probe).exists()
+        assert (demo_reference / folder / "chosen_checkpoint.h5").stat().st_size > 0
         metrics = pd.read_csv(demo_reference / "results/fits" / stage / "metrics.tsv", sep="\t").iloc[0]
         assert metrics["kappa"] == pytest.approx(chosen["kappa"])
         assert metrics["median_duration_frames"] > 0

@@ -62,3 +62,14 @@ def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     """Copy ``src`` to ``dst`` atomically."""
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
+
+
+def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Give ``src`` a second name ``dst`` (a hard link), atomically; copy where the two
+    paths cannot share a file (another filesystem)."""
+    dst = Path(dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)

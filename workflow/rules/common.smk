@@ -176,10 +176,10 @@ def probe_inputs(wildcards):
 
 
 def probe_checkpoint_output():
-    """A probe's checkpoint: temporary unless kept; Snakemake deletes it once nothing
-    (the stage's final fit, if chosen) needs it. Snakemake defers deleting temporary files
-    while checkpoint jobs are pending, so the chosen probe survives until its fit ran.
-    """
+    """A probe's checkpoint: temporary unless kept. choose_kappa links the chosen one to
+    results/search/<stage>/chosen_checkpoint.h5 (no copy on disk), the final fit's input;
+    Snakemake then deletes the probes' own (it defers deleting temporary files while
+    checkpoint jobs are pending, so none goes before the search has chosen)."""
     path = "results/search/{stage}/round{round}/probe{probe}/checkpoint.h5"
     return path if SEARCH["keep_probe_checkpoints"] else temp(path)
 
@@ -217,6 +217,7 @@ def choose_inputs(wildcards):
     return {
         "decisions": decisions,
         "probes": probe_results(wildcards.stage, range(1, len(decisions) + 1)),
+        "chosen_probe": chosen_probe_checkpoint(wildcards.stage),
     }
 
 
@@ -238,7 +239,7 @@ def final_fit_inputs(stage):
             "latent_dim": "results/pca/latent_dim.txt",
         }
         if SEARCH["enabled"]:
-            start["chosen_probe"] = chosen_probe_checkpoint(stage)
+            start["chosen_probe"] = f"results/search/{stage}/chosen_checkpoint.h5"
         elif stage == "arhmm":
             start["pca"] = "results/pca/pca.p"
         else:

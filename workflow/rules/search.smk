@@ -1,6 +1,7 @@
 # Kappa searches: rounds of parallel probe fits, one job per probe; all state in files.
 # Each round is a checkpoint whose decision (converged / next kappas) the next round
-# reads; the stage's final fit takes the chosen probe's checkpoint as its input.
+# reads; choose_kappa links the chosen probe's checkpoint to chosen_checkpoint.h5, the input
+# of the stage's final fit (so a changed final fit never reruns a probe).
 
 
 rule start_kappa_search:
@@ -65,6 +66,7 @@ rule choose_kappa:
         unpack(choose_inputs),
     output:
         chosen="results/search/{stage}/chosen.tsv",
+        checkpoint="results/search/{stage}/chosen_checkpoint.h5",
         trace=report(
             "results/search/{stage}/trace.tsv",
             caption="../report/search_trace.rst",
