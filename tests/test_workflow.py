@@ -19,6 +19,7 @@ EVERY_STAGE = {
     "load_keypoints": 5,
     "outlier_qa": 5,
     "qa_summary": 1,
+    "training_set": 1,
     "format_data": 1,
     "fit_pca": 1,
     "plot_pca": 1,
