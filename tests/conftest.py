@@ -115,6 +115,13 @@ def demo_reference(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def fresh_dry_run(tmp_path_factory) -> dict[str, int]:
+    """Rule -> job count of ``snakemake -n`` in a fresh directory with the test config."""
+    workdir = tmp_path_factory.mktemp("fresh")
+    return dry_run_jobs(workdir, write_demo_config(workdir))
+
+
 def copy_run(source: Path, target: Path) -> Path:
     """Copy a completed run (outputs, mtimes and Snakemake's metadata) to mutate it."""
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)

@@ -236,12 +236,18 @@ def test_plot_option_reruns_only_plots(added_session):
     assert any("Params have changed" in r for r in reasons["plot_pca"])
 
 
-def test_model_setting_refits(added_session):
+@pytest.fixture(scope="module")
+def fewer_states(added_session):
+    """The dry run after a model setting (trans_hypparams.num_states) changed."""
     workdir = added_session["workdir"]
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     trans = dict(config["trans_hypparams"])
     trans["num_states"] = int(trans["num_states"]) - 5
-    jobs, reasons = dry_run(workdir, variant(workdir, "model", trans_hypparams=trans))
+    return dry_run(workdir, variant(workdir, "model", trans_hypparams=trans))
+
+
+def test_model_setting_refits(fewer_states):
+    jobs, reasons = fewer_states
     for rule in [
         "fit_arhmm",
         "fit_full_model",
@@ -274,12 +280,8 @@ def test_pca_setting_refits_pca_and_models(added_session):
 
 
 # ---------------------------------------------------------------- settings and missing truth
-def test_fit_only_setting_keeps_training_data_and_pca(added_session):
-    workdir = added_session["workdir"]
-    config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
-    trans = dict(config["trans_hypparams"])
-    trans["num_states"] = int(trans["num_states"]) - 5
-    jobs, _ = dry_run(workdir, variant(workdir, "fit_only", trans_hypparams=trans))
+def test_fit_only_setting_keeps_training_data_and_pca(fewer_states):
+    jobs, _ = fewer_states
     assert jobs.get("fit_arhmm") == 1
     assert not {"format_data", "fit_pca", "plot_pca"} & set(jobs), jobs
 

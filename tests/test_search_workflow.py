@@ -25,9 +25,8 @@ def probe_files(workdir: Path) -> dict[str, int]:
     }
 
 
-def test_fresh_dry_run_shows_both_searches_first_rounds(tmp_path):
-    config = write_demo_config(tmp_path)
-    jobs = dry_run_jobs(tmp_path, config)
+def test_fresh_dry_run_shows_both_searches_first_rounds(fresh_dry_run):
+    jobs = fresh_dry_run
     # Round 1 of each stage is known before anything ran: 2 probes each (test config).
     assert jobs["probe_kappa"] == 4
     assert jobs["search_round"] == 2 and jobs["choose_kappa"] == 2
