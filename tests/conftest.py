@@ -31,6 +31,8 @@ def _tiny_settings() -> dict:
 
 
 TINY = _tiny_settings()
+# One fit chain: the tests on other data check loading and fitting, not model selection.
+TINY["restarts"] = {"num_restarts": 1}
 
 
 def shared_pose(*parts) -> Path:

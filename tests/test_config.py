@@ -85,9 +85,10 @@ def test_test_config_is_the_demo_with_tiny_iterations():
     demo = yaml.safe_load((ROOT / "config" / "demo.yaml").read_text())
     test = yaml.safe_load(TEST_CONFIG.read_text())
     differ = {key for key in demo.keys() | test.keys() if demo.get(key) != test.get(key)}
-    assert differ == {"arhmm", "full_model", "apply", "save_every_n_iters", "kappa_search"}
+    assert differ == {"arhmm", "full_model", "apply", "save_every_n_iters", "kappa_search", "restarts"}
     for stage in ("arhmm", "full_model", "apply"):
         assert test[stage]["num_iters"] < demo[stage]["num_iters"]
+    assert 2 <= test["restarts"]["num_restarts"] < demo["restarts"]["num_restarts"]
 
 
 # ---------------------------------------------------------------- load_workflow_config

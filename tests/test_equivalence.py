@@ -30,6 +30,7 @@ FIXED = {
     "arhmm": {"kappa": 1.0e4, "num_iters": 50},
     "full_model": {"kappa": 1.0e3, "num_iters": 50},
     "save_every_n_iters": 25,
+    "restarts": {"num_restarts": 1},  # one seed, as the bare script fits
 }
 NMI_FLOOR = 0.5
 
@@ -160,7 +161,7 @@ def test_fitted_syllables_recover_true_states(runs):
     import keypoint_moseq as kpms
 
     model, _, metadata, iteration = kpms.load_checkpoint(
-        path=str(workdir / "results/fits/arhmm/checkpoint.h5"), iteration=0
+        path=str(workdir / "results/fits/restart_0/arhmm/checkpoint.h5"), iteration=0
     )
     assert iteration == 0
     initial = kpms.extract_results(model, metadata, save_results=False)

@@ -31,9 +31,9 @@ import yaml
 
 from conftest import ROOT, SNAKEMAKE, copy_run, snakemake, tiny_keypoints
 
-WORK = "results/fits/full_model/work"
-LOG = "results/logs/fit_full_model.log"
-TARGET = "results/fits/full_model/checkpoint.h5"
+WORK = "results/fits/restart_0/full_model/work"
+LOG = "results/logs/fit_full_model/restart_0.log"
+TARGET = "results/fits/restart_0/full_model/checkpoint.h5"
 FULL_MODEL_ITERS = 24  # sweeps after the AR-HMM: long enough to interrupt in the middle
 
 
@@ -43,6 +43,8 @@ def longer_fit(reference: Path, workdir: Path, **config_changes) -> Path:
     path = workdir / "config" / "test.yaml"
     config = yaml.safe_load(path.read_text())
     config["full_model"] = dict(config["full_model"], num_iters=FULL_MODEL_ITERS)
+    # one restart: the longer fit is the delivered one (and the others need not refit)
+    config["restarts"] = {"num_restarts": 1}
     config.update(config_changes)
     path.write_text(yaml.safe_dump(config))
     return path
@@ -473,3 +475,34 @@ def test_nans_are_retried_with_larger_jitter_then_fail_clearly(tiny_data, tmp_pa
         with pytest.raises(NumericalError, match=r"retried 2 time\(s\) with jitter 0\.01, 0\.1"):
             run_fit(spec, data, metadata, None)
     assert "resuming" in caplog.text
+
+
+@pytest.mark.workflow  # a real fit (in-process)
+def test_location_aware_model_is_fitted_resumed_and_applied(tiny_data, tmp_path):
+    """config location_aware reaches keypoint-moseq's init_model, fit_model (through FitSpec,
+    also when resuming) and apply_model: the fitted and applied models are allo_keypoint_slds
+    models (they carry its location parameters), and their sweeps beat the watchdog."""
+    import keypoint_moseq as kpms
+
+    from kpms_flow.fitting import FitSpec, init_arhmm, run_fit
+
+    data, metadata, pca, kcfg = tiny_data
+    kcfg = dict(kcfg, location_aware=True)
+    spec = FitSpec(work_dir=tmp_path / "work", output=tmp_path / "checkpoint.h5", num_iters=2,
+                   ar_only=False, fingerprint="allo-test", save_every_n_iters=1, location_aware=True)
+    model = run_fit(spec, data, metadata, lambda: (init_arhmm(data, pca, kcfg, 1e4, 0, 30.0), 0))
+    assert {"delta_h", "delta_v"} <= set(model["params"])
+    with h5py.File(spec.output) as f:
+        assert "delta_h" in f["model_snapshots/2/params"]
+    # resuming a longer fit from the saved snapshots keeps the location-aware sweeps
+    spec.num_iters = 3
+    spec.output.unlink()
+    model = run_fit(spec, data, metadata, None)
+    assert {"delta_h", "delta_v"} <= set(model["params"])
+    applied = kpms.apply_model(model, data, metadata, num_iters=1, save_results=False,
+                               **dict(kcfg, **model["hypparams"]))
+    num_states = int(kcfg["trans_hypparams"]["num_states"])
+    assert applied
+    for result in applied.values():
+        labels = np.asarray(result["syllable"])
+        assert labels.ndim == 1 and labels.size > 0 and labels.max() < num_states

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import copy_run, dry_run_jobs, snakemake
+from conftest import TEST_CONFIG, copy_run, dry_run_jobs, snakemake
 from kpms_flow.dryrun import job_counts
 
 pytestmark = pytest.mark.workflow
@@ -40,7 +40,15 @@ SUMMARIES = {
     "all": 1,
 }
 NEW_SESSION_JOBS = {"load_keypoints": 1, "outlier_qa": 1, "apply_model": 1, "export_session": 1}
-REFIT = ["format_data", "fit_pca", "fit_arhmm", "fit_full_model", "reindex_syllables"]
+# A refit: training data, PCA, every restart's fit chain, the selection, the reindexed model.
+RESTARTS = yaml.safe_load(TEST_CONFIG.read_text())["restarts"]["num_restarts"]
+FITS = {"fit_arhmm": RESTARTS, "fit_full_model": RESTARTS, "select_model": 1}
+REFIT = {"format_data": 1, "fit_pca": 1, **FITS, "reindex_syllables": 1}
+
+
+def assert_jobs(jobs: dict[str, int], expected: dict[str, int]) -> None:
+    for rule, count in expected.items():
+        assert jobs.get(rule) == count, (rule, jobs)
 
 
 def dry_run(workdir: Path, config: Path) -> tuple[dict[str, int], dict[str, list[str]]]:
@@ -198,8 +206,8 @@ def test_flipping_a_session_to_training_refits(added_session):
     table = read_table(workdir)
     table.loc[table["session"] == HELD_OUT, "train"] = "true"
     jobs, reasons = dry_run(workdir, variant(workdir, "flip", sessions=table))
-    for rule in REFIT + ["extract_results", "plot_pca", "qa_summary", "run_summary"]:
-        assert jobs.get(rule) == 1, (rule, jobs)
+    assert_jobs(jobs, REFIT)
+    assert_jobs(jobs, dict.fromkeys(["extract_results", "plot_pca", "qa_summary", "run_summary"], 1))
     # the per-session preprocessing is reused; the flipped session now comes from the fit
     assert "load_keypoints" not in jobs and "outlier_qa" not in jobs
     assert jobs["apply_model"] == 1  # NEW only, against the new model
@@ -248,14 +256,8 @@ def fewer_states(added_session):
 
 def test_model_setting_refits(fewer_states):
     jobs, reasons = fewer_states
-    for rule in [
-        "fit_arhmm",
-        "fit_full_model",
-        "reindex_syllables",
-        "extract_results",
-        "run_summary",
-    ]:
-        assert jobs.get(rule) == 1, (rule, jobs)
+    assert_jobs(jobs, FITS)
+    assert_jobs(jobs, dict.fromkeys(["reindex_syllables", "extract_results", "run_summary"], 1))
     assert jobs["apply_model"] == 2 and jobs["export_session"] == 6
     # loading, QA and its summary do not depend on the model
     for rule in ["load_keypoints", "outlier_qa", "qa_summary"]:
@@ -271,8 +273,8 @@ def test_pca_setting_refits_pca_and_models(added_session):
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     frames = int(config.get("PCA_fitting_num_frames", 1_000_000)) // 2
     jobs, reasons = dry_run(workdir, variant(workdir, "pca", PCA_fitting_num_frames=frames))
-    for rule in ["fit_pca", "plot_pca"] + REFIT[2:] + ["extract_results", "run_summary"]:
-        assert jobs.get(rule) == 1, (rule, jobs)
+    assert_jobs(jobs, {rule: n for rule, n in REFIT.items() if rule != "format_data"})
+    assert_jobs(jobs, dict.fromkeys(["plot_pca", "extract_results", "run_summary"], 1))
     for rule in ["load_keypoints", "outlier_qa", "qa_summary"]:
         assert rule not in jobs, (rule, jobs)
     changed = [r for rule in ["format_data", "fit_pca"] for r in reasons.get(rule, [])]
@@ -282,7 +284,7 @@ def test_pca_setting_refits_pca_and_models(added_session):
 # ---------------------------------------------------------------- settings and missing truth
 def test_fit_only_setting_keeps_training_data_and_pca(fewer_states):
     jobs, _ = fewer_states
-    assert jobs.get("fit_arhmm") == 1
+    assert jobs.get("fit_arhmm") == RESTARTS
     assert not {"format_data", "fit_pca", "plot_pca"} & set(jobs), jobs
 
 

@@ -31,7 +31,8 @@ def test_fresh_dry_run_shows_both_searches_first_rounds(fresh_dry_run):
     assert jobs["probe_kappa"] == 4
     assert jobs["search_round"] == 2 and jobs["choose_kappa"] == 2
     assert jobs["start_kappa_search"] == 2
-    assert jobs["fit_arhmm"] == 1 and jobs["fit_full_model"] == 1
+    # one final fit chain per restart (test config: 2), then the selection
+    assert jobs["fit_arhmm"] == 2 and jobs["fit_full_model"] == 2 and jobs["select_model"] == 1
 
 
 # Slow (minutes): tests/test_fit_recovery.py kills and resumes a final fit in the default
@@ -69,7 +70,7 @@ def test_killed_search_resumes_without_rerunning_probes(tmp_path, demo_reference
     snakemake(tmp_path, "--unlock", config=config)
     middle = dry_run_jobs(tmp_path, config, "--ignore-incomplete")
     assert middle["probe_kappa"] == 4 - len(before)
-    assert middle["fit_full_model"] == 1
+    assert middle["fit_full_model"] == 2
 
     snakemake(tmp_path, "--ignore-incomplete", "--resources", "gpu=2", config=config)
     after = probe_files(tmp_path)
@@ -126,10 +127,10 @@ def test_final_fits_take_the_chosen_probe_checkpoint_as_a_declared_input(demo_re
         assert "checkpoint" not in chosen.index
         probe = f"{folder}/round{chosen['round']}/probe{chosen['probe']}/checkpoint.h5"
         assert probe in by_output[f"{folder}/chosen_checkpoint.h5"]["input-file(s)"].split(",")
-        fit = by_output[f"results/fits/{stage}/checkpoint.h5"]
+        fit = by_output[f"results/fits/restart_0/{stage}/checkpoint.h5"]
         assert f"{folder}/chosen_checkpoint.h5" in fit["input-file(s)"].split(","), fit
         assert not (demo_reference / probe).exists()
         assert (demo_reference / folder / "chosen_checkpoint.h5").stat().st_size > 0
-        metrics = pd.read_csv(demo_reference / "results/fits" / stage / "metrics.tsv", sep="\t").iloc[0]
+        metrics = pd.read_csv(demo_reference / "results/fits/restart_0" / stage / "metrics.tsv", sep="\t").iloc[0]
         assert metrics["kappa"] == pytest.approx(chosen["kappa"])
         assert metrics["median_duration_frames"] > 0

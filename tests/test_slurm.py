@@ -123,8 +123,11 @@ def test_every_fitting_job_ran_in_the_gpu_partition_with_a_gpu(slurm_run):
         by_rule.setdefault(rule_of(row["comment"]), []).append(row)
     print("\n".join(f"{r['job']:>4} {rule_of(r['comment']):<40} {r['partition']:<4} {r['tres']}" for r in rows))
     ran_on_gpu = {rule for rule in by_rule if rule in jax_rules}
-    # The demo: both searches' probes, both final fits, extraction, one held-out session.
-    assert ran_on_gpu == {"probe_kappa", "fit_arhmm", "fit_full_model", "extract_results", "apply_model"}
+    # The demo: both searches' probes, both restarts' final fits, the selection, extraction,
+    # one held-out session.
+    assert ran_on_gpu == {
+        "probe_kappa", "fit_arhmm", "fit_full_model", "select_model", "extract_results", "apply_model"
+    }
     assert len(by_rule["probe_kappa"]) >= 4
     for rule, jobs in by_rule.items():
         for job in jobs:
@@ -148,7 +151,7 @@ def test_gpu_jobs_saw_their_gpu_and_logged_the_memory_plan(slurm_run):
     workdir, _ = slurm_run
     probe_logs = sorted((workdir / "results" / "logs" / "probe_kappa").rglob("*.log"))
     assert probe_logs
-    for log in probe_logs + [workdir / "results" / "logs" / "fit_full_model.log"]:
+    for log in probe_logs + [workdir / "results" / "logs" / "fit_full_model" / "restart_1.log"]:
         text = log.read_text()
         # The fake GPU reached the job step: SLURM set CUDA_VISIBLE_DEVICES; JAX (CPU build
         # here) says it cannot use it, as it would on a misconfigured GPU node.

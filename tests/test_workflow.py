@@ -28,8 +28,9 @@ EVERY_STAGE = {
     "search_round": 2,
     "choose_kappa": 2,
     "plot_kappa_search": 2,
-    "fit_arhmm": 1,
-    "fit_full_model": 1,
+    "fit_arhmm": 2,
+    "fit_full_model": 2,
+    "select_model": 1,
     "reindex_syllables": 1,
     "extract_results": 1,
     "apply_model": 1,
@@ -41,7 +42,7 @@ EVERY_STAGE = {
     "group_statistics": 1,
     "plot_ground_truth": 1,
     "grid_movies": 1,
-    "table_view": 5,
+    "table_view": 7,
     "all": 1,
 }
 

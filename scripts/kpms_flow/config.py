@@ -260,6 +260,7 @@ def kpms_config(config: Mapping, bodyparts: Sequence[str], latent_dim: int | Non
         "PCA_fitting_num_frames": int,
         "whiten": bool,
         "fix_heading": bool,
+        "location_aware": bool,
         "trans_hypparams": dict,
         "obs_hypparams": dict,
         "cen_hypparams": dict,

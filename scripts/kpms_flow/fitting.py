@@ -47,6 +47,7 @@ class FitSpec:
     jitter: float = 1e-3
     fps: float | None = None
     start_from: Path | None = None  # a finished checkpoint to continue (a chosen probe)
+    location_aware: bool = False  # keypoint-moseq's allo_keypoint_slds model
     # GPU memory plan (kpms_flow.resources.plan_fit_memory): None keeps keypoint-moseq's
     # default (True on GPU, False on CPU); mixed_map_iters splits each sweep's batch.
     parallel_message_passing: bool | None = None
@@ -228,6 +229,7 @@ def run_fit(spec: FitSpec, data, metadata, make_initial_model) -> dict:
                     num_iters=spec.num_iters,
                     start_iter=start_iter,
                     ar_only=spec.ar_only,
+                    location_aware=spec.location_aware,
                     jitter=jitter,
                     save_every_n_iters=spec.save_every_n_iters,
                     generate_progress_plots=True,
@@ -352,8 +354,9 @@ def fit_job(smk, kind: str) -> None:
     smk : snakemake.script.Snakemake
         The rule script's ``snakemake`` object. Inputs by name: ``data`` always;
         ``decision`` (probes); ``pca`` and ``latent_dim`` (fresh AR-HMMs); ``start``
-        (full-model probes: the final AR-HMM); ``chosen_probe`` (final fits after a
-        search); ``arhmm`` (a full-model fit without a search). Outputs: ``checkpoint``
+        (full-model probes: restart 0's AR-HMM); ``chosen_probe`` (restart 0's final fits
+        after a search); ``arhmm`` (other full-model fits: the restart's AR-HMM);
+        ``searched_kappa`` (a fresh restart's kappa: the search's chosen.tsv). Outputs: ``checkpoint``
         and ``table`` (the fit's one-row metrics).
     kind : {"probe", "arhmm", "full_model"}
         Which fit.
@@ -389,7 +392,9 @@ def _fit(smk, kind: str, settings) -> None:
         kappa = float(decision.loc[decision["probe"] == int(smk.wildcards.probe), "kappa"].iloc[0])
         num_iters = p.num_iters
     else:
-        kappa = p.kappa  # None after a search: the chosen probe carries its kappa
+        kappa = p.kappa  # None after a search: the chosen probe or chosen.tsv carries it
+        if "searched_kappa" in inp.keys():
+            kappa = float(pd.read_csv(inp.searched_kappa, sep="\t")["kappa"].iloc[0])
         num_iters = p.num_iters
     if start_from is not None:
         latent_dim = checkpoint_latent_dim(start_from)
@@ -423,6 +428,7 @@ def _fit(smk, kind: str, settings) -> None:
         jitter=p.jitter,
         fps=fps,
         start_from=start_from,
+        location_aware=bool(p.model.get("location_aware", False)),
         **nan_retry_settings(smk.config),
     )
     spec.use_memory_plan(plan_for_job(data["mask"].size, latent_dim, settings.gpu_memory_gb, log))

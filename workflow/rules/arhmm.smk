@@ -1,17 +1,18 @@
-# Final AR-HMM fit: the chosen probe continued to arhmm.num_iters (or, without a search,
-# a fresh fit at arhmm.kappa). Touches JAX: gpu resource.
+# Final AR-HMM fits, one per restart: restart 0 continues the chosen probe to
+# arhmm.num_iters (without a search: a fresh fit at arhmm.kappa); restart r starts afresh
+# from seed + r at the searched (or fixed) kappa. Touches JAX: gpu resource.
 
 
 rule fit_arhmm:
     input:
         unpack(final_fit_inputs("arhmm")),
     output:
-        checkpoint="results/fits/arhmm/checkpoint.h5",
-        table="results/fits/arhmm/metrics.tsv",
+        checkpoint="results/fits/restart_{restart}/arhmm/checkpoint.h5",
+        table="results/fits/restart_{restart}/arhmm/metrics.tsv",
     log:
-        "results/logs/fit_arhmm.log",
+        "results/logs/fit_arhmm/restart_{restart}.log",
     benchmark:
-        "results/benchmarks/fit_arhmm.tsv"
+        "results/benchmarks/fit_arhmm/restart_{restart}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     threads: 2
@@ -20,9 +21,9 @@ rule fit_arhmm:
         gpu=1,
     params:
         model=model_config(),
-        kappa=None if SEARCH["enabled"] else config["arhmm"]["kappa"],
+        kappa=final_fit_kappa("arhmm"),
         num_iters=config["arhmm"]["num_iters"],
-        seed=config["seed"],
+        seed=restart_seed,
         save_every_n_iters=config["save_every_n_iters"],
         jitter=config["jitter"],
     script:

@@ -25,6 +25,7 @@ wildcard_constraints:
     stage="arhmm|full_model",
     round=r"\d+",
     probe=r"\d+",
+    restart=r"\d+",
 
 
 # Only the config keys that change the model; a plot option must not refit.
@@ -41,6 +42,7 @@ MODEL_KEYS = [
     "PCA_fitting_num_frames",
     "whiten",
     "fix_heading",
+    "location_aware",
     "ar_hypparams",
     "trans_hypparams",
     "obs_hypparams",
@@ -118,6 +120,7 @@ def final_outputs():
         "results/pca/scree.png",
         "results/pca/pcs.png",
         *search_plots(),
+        *selection_outputs(),
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
@@ -140,7 +143,8 @@ def report_outputs():
         *[
             f"results/report/{table}.html"
             for table in TABLE_VIEWS
-            if SEARCH["enabled"] or not table.startswith("search/")
+            if (SEARCH["enabled"] or not table.startswith("search/"))
+            and (SELECTION or not table.startswith("selection/"))
         ],
     ]
     if config["ground_truth_dir"] and ground_truth_files(None):
@@ -171,7 +175,7 @@ def probe_inputs(wildcards):
     if wildcards.stage == "arhmm":
         inputs["pca"] = "results/pca/pca.p"
     else:
-        inputs["start"] = "results/fits/arhmm/checkpoint.h5"
+        inputs["start"] = fit_path("arhmm", 0)
     return inputs
 
 
@@ -230,23 +234,92 @@ def chosen_probe_checkpoint(stage):
     )
 
 
+# ---- final fits and model selection (arhmm.smk, full_model.smk, selection.smk) ----
+RESTARTS = list(range(config["restarts"]["num_restarts"]))
+SELECTION = len(RESTARTS) > 1
+
+
+def fit_path(stage, restart, name="checkpoint.h5"):
+    return f"results/fits/restart_{restart}/{stage}/{name}"
+
+
+def restart_seed(wildcards):
+    """Restart r starts from seed + r: restart 0 is the one fit of a single-restart run."""
+    return config["seed"] + int(wildcards.restart)
+
+
+def continues_search(wildcards):
+    """Restart 0 continues the search's chosen probe; the others start afresh."""
+    return SEARCH["enabled"] and int(wildcards.restart) == 0
+
+
+# Whether fresh restarts take their kappas from the search's chosen.tsv.
+RESTARTS_USE_SEARCHED_KAPPA = (
+    SEARCH["enabled"] and config["restarts"]["kappa"] == "searched"
+)
+
+
 def final_fit_inputs(stage):
-    """What a stage's final fit starts from: its chosen probe, or a fresh model."""
+    """What a stage's final fit starts from: its chosen probe (restart 0 after a search),
+    or a fresh model (the AR-HMM) / the restart's own AR-HMM (the full model)."""
 
     def inputs(wildcards):
         start = {
             "data": "results/data/data.h5",
             "latent_dim": "results/pca/latent_dim.txt",
         }
-        if SEARCH["enabled"]:
+        if continues_search(wildcards):
             start["chosen_probe"] = f"results/search/{stage}/chosen_checkpoint.h5"
-        elif stage == "arhmm":
+            return start
+        if stage == "arhmm":
             start["pca"] = "results/pca/pca.p"
         else:
-            start["arhmm"] = "results/fits/arhmm/checkpoint.h5"
+            start["arhmm"] = fit_path("arhmm", wildcards.restart)
+        if RESTARTS_USE_SEARCHED_KAPPA:
+            start["searched_kappa"] = f"results/search/{stage}/chosen.tsv"
         return start
 
     return inputs
+
+
+def final_fit_kappa(stage):
+    """The kappa param: None where the chosen probe or chosen.tsv carries it."""
+
+    def kappa(wildcards):
+        if continues_search(wildcards) or RESTARTS_USE_SEARCHED_KAPPA:
+            return None
+        return config[stage]["kappa"]
+
+    return kappa
+
+
+def delivered_checkpoint():
+    """The full-model fit that is reindexed, extracted and applied: the restart chosen by
+    expected marginal likelihood, or the only one."""
+    if SELECTION:
+        return "results/selection/chosen_checkpoint.h5"
+    return fit_path("full_model", 0)
+
+
+def selection_outputs():
+    if not SELECTION:
+        return []
+    return [
+        "results/selection/eml.png",
+        "results/selection/stability.png",
+        "results/selection/convergence.png",
+    ]
+
+
+def selection_tables():
+    if not SELECTION:
+        return {}
+    return {
+        "eml": "results/selection/eml.tsv",
+        "stability": "results/selection/stability.tsv",
+        "pairwise": "results/selection/pairwise_nmi.tsv",
+        "convergence": "results/selection/convergence.tsv",
+    }
 
 
 def kappa_tables():

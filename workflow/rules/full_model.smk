@@ -1,17 +1,19 @@
-# Final full-model fit: the chosen probe continued to full_model.num_iters (or, without a
-# search, the AR-HMM fit continued at full_model.kappa). Touches JAX: gpu resource.
+# Final full-model fits, one per restart: restart 0 continues the chosen probe to
+# full_model.num_iters (without a search: its AR-HMM continued at full_model.kappa);
+# restart r continues its own AR-HMM at the searched (or fixed) kappa, as keypoint-moseq's
+# notebook does. Touches JAX: gpu resource.
 
 
 rule fit_full_model:
     input:
         unpack(final_fit_inputs("full_model")),
     output:
-        checkpoint="results/fits/full_model/checkpoint.h5",
-        table="results/fits/full_model/metrics.tsv",
+        checkpoint="results/fits/restart_{restart}/full_model/checkpoint.h5",
+        table="results/fits/restart_{restart}/full_model/metrics.tsv",
     log:
-        "results/logs/fit_full_model.log",
+        "results/logs/fit_full_model/restart_{restart}.log",
     benchmark:
-        "results/benchmarks/fit_full_model.tsv"
+        "results/benchmarks/fit_full_model/restart_{restart}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     threads: 2
@@ -20,9 +22,9 @@ rule fit_full_model:
         gpu=1,
     params:
         model=model_config(),
-        kappa=None if SEARCH["enabled"] else config["full_model"]["kappa"],
+        kappa=final_fit_kappa("full_model"),
         num_iters=config["full_model"]["num_iters"],
-        seed=config["seed"],
+        seed=restart_seed,
         save_every_n_iters=config["save_every_n_iters"],
         jitter=config["jitter"],
     script:

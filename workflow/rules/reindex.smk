@@ -1,9 +1,10 @@
-# Syllables renumbered by frequency (0 = most frequent) on a copy of the fitted checkpoint.
+# Syllables renumbered by frequency (0 = most frequent) on a copy of the delivered fit
+# (the restart chosen by expected marginal likelihood, or the only one).
 
 
 rule reindex_syllables:
     input:
-        "results/fits/full_model/checkpoint.h5",
+        delivered_checkpoint(),
     output:
         checkpoint="results/model/checkpoint.h5",
         order="results/model/syllable_order.tsv",

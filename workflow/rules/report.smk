@@ -13,6 +13,8 @@ TABLE_VIEWS = {
     "qa/summary": "Quality control",
     "search/arhmm/trace": "Kappa search",
     "search/full_model/trace": "Kappa search",
+    "selection/eml": "Model selection",
+    "selection/stability": "Model selection",
     "summary": "Run summary",
     "groups/stats_df": "Groups",
 }
@@ -20,7 +22,8 @@ TABLE_VIEWS = {
 
 rule plot_progress:
     input:
-        checkpoint="results/fits/{stage}/checkpoint.h5",
+        # restart 0: the search's continued chain (every restart's trace: convergence.png)
+        checkpoint=fit_path("{stage}", 0),
         data="results/data/data.h5",
     output:
         report(

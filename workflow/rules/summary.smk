@@ -4,6 +4,7 @@
 
 rule run_summary:
     input:
+        **selection_tables(),
         syllables=expand("results/syllables/{session}.csv", session=SESSIONS.index),
         training="results/qa/training_set.tsv",
         data="results/data/data.h5",
@@ -12,7 +13,8 @@ rule run_summary:
         qa="results/qa/summary.tsv",
         ground_truth=ground_truth_files,
         kappa=kappa_tables(),
-        fits=expand("results/fits/{stage}/metrics.tsv", stage=STAGES),
+        # restart 0's fits: the search's chain, checked against its chosen probes
+        fits=[fit_path(stage, 0, "metrics.tsv") for stage in STAGES],
     output:
         table="results/summary.tsv",
         json="results/summary.json",
