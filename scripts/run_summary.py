@@ -14,12 +14,14 @@ from kpms_flow.runtime import log_to
 from kpms_flow.summary import (
     duration_checks,
     format_summary,
+    selection_checks,
     run_summary,
     session_details,
     summary_json,
     variance_at,
 )
 
+SELECTION_TABLES = ("eml", "pairwise", "stability", "convergence")
 log = log_to(snakemake.log[0])  # noqa: F821
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
@@ -58,6 +60,10 @@ summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
     if status == "drifted":
         summary[f"search_{stage}"] += "; the final fit drifted out of the window"
+if "eml" in inp.keys():
+    summary.update(
+        selection_checks(*(pd.read_csv(inp[name], sep="\t") for name in SELECTION_TABLES))
+    )
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
 write_text(out.json, summary_json(summary, sessions))

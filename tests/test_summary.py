@@ -1,6 +1,8 @@
 """The run summary states the delivered model's durations against the target window."""
 
-from kpms_flow.summary import duration_checks, format_summary
+import pandas as pd
+
+from kpms_flow.summary import duration_checks, format_summary, selection_checks
 
 BASE = {
     "training_sessions": 4, "applied_sessions": 1, "excluded_sessions": 0, "frames": 7200,
@@ -52,3 +54,45 @@ def test_without_a_search_the_final_fits_are_still_checked():
     assert "search_status_full_model" not in summary
     assert summary["final_in_window_full_model"] is False
     assert "final fit 500 ms after 200 iterations: OUTSIDE the target" in format_summary(summary)
+
+
+def selection_tables(chosen_inside: bool, trending: bool):
+    eml = pd.DataFrame({
+        "restart": ["restart_0", "restart_1", "restart_2"], "seed": [0, 1, 2],
+        "kappa": [1e3, 1e3, 2e3], "eml": [-10.0, -5.0, -7.0], "eml_std_err": [1.0, 0.5, 0.7],
+        "median_duration_ms": [350.0, 500.0 if not chosen_inside else 360.0, 380.0],
+        "in_target_window": [True, chosen_inside, True], "syllables": [9, 8, 9],
+        "chosen": [False, True, False],
+    })
+    pairwise = pd.DataFrame({"restart_a": ["restart_0", "restart_0", "restart_1"],
+                             "restart_b": ["restart_1", "restart_2", "restart_2"],
+                             "nmi": [0.5, 0.7, 0.6]})
+    stability = pd.DataFrame({"syllable": [0, 1, 2, 3], "reproduced": [True, True, False, True]})
+    convergence = pd.DataFrame({"restart": ["restart_0"] * 2 + ["restart_2"] * 2,
+                                "iteration": [0, 25] * 2, "log_likelihood": [-9.0, -8.0] * 2,
+                                "trending": [False, False, trending, trending]})
+    return eml, pairwise, stability, convergence
+
+
+def test_model_selection_is_summarised_with_the_delivered_models_kappa_and_stability():
+    summary = dict(BASE, target_duration_ms=[300, 400])
+    summary.update(selection_checks(*selection_tables(chosen_inside=True, trending=False)))
+    assert summary["selection_chosen"] == "restart_1" and summary["selection_chosen_seed"] == 1
+    assert summary["kappa_full_model"] == 1e3
+    assert summary["selection_median_pairwise_nmi"] == 0.6
+    assert (summary["selection_reproduced_syllables"], summary["selection_frequent_syllables"]) == (3, 4)
+    assert summary["selection_chosen_outside_window"] is False
+    text = format_summary(summary)
+    assert "model selection: restart_1 (seed 1) of 3 restarts" in text
+    assert "median NMI between restarts 0.60; 3 of the chosen model's 4 frequent syllables" in text
+    assert "WARNING" not in text
+
+
+def test_a_chosen_model_outside_the_window_and_a_rising_fit_are_warnings():
+    summary = dict(BASE, target_duration_ms=[300, 400])
+    summary.update(selection_checks(*selection_tables(chosen_inside=False, trending=True)))
+    assert summary["selection_chosen_outside_window"] is True
+    assert summary["selection_trending_fits"] == "restart_2"
+    text = format_summary(summary)
+    assert "WARNING: log-likelihood still rising at the end of restart_2" in text
+    assert "WARNING: the chosen model's median duration is outside the target 300-400 ms" in text

@@ -79,7 +79,8 @@ def duration_checks(
     target_ms : (float, float)
         The window (config ``kappa_search.target_duration_ms``).
     final_fits : dict
-        Stage -> the final fit's metrics row (``results/fits/<stage>/metrics.tsv``).
+        Stage -> restart 0's final fit's metrics row
+        (``results/fits/restart_0/<stage>/metrics.tsv``: the search's continued chain).
     chosen_probes : dict, optional
         Stage -> the search's chosen probe (``results/search/<stage>/chosen.tsv``).
 
@@ -152,6 +153,67 @@ def variance_at(variance: pd.DataFrame, latent_dim: int) -> float:
 
 def _number(value, digits=3) -> str:
     return "unknown" if value is None or value != value else f"{value:.{digits}g}"
+
+
+def selection_checks(
+    eml: pd.DataFrame,
+    pairwise: pd.DataFrame,
+    stability: pd.DataFrame,
+    convergence: pd.DataFrame,
+) -> dict:
+    """The model selection's outcome for the summary (``results/selection/*.tsv``).
+
+    Returns the chosen restart and its EML, the delivered model's kappa, the median
+    pairwise NMI between restarts, how many of the chosen model's frequent syllables most
+    restarts reproduce, the fits still trending at their end, and whether the chosen model
+    lies outside the target window while another restart is inside it.
+    """
+    chosen = eml[eml["chosen"].astype(bool)].iloc[0]
+    inside = eml["in_target_window"].astype(bool)
+    trending = sorted(
+        convergence.loc[convergence["trending"].astype(bool), "restart"].unique().tolist()
+    )
+    return {
+        "selection_restarts": int(len(eml)),
+        "selection_chosen": str(chosen["restart"]),
+        "selection_chosen_seed": int(chosen["seed"]),
+        "selection_chosen_eml": float(chosen["eml"]),
+        "selection_chosen_eml_std_err": float(chosen["eml_std_err"]),
+        "kappa_full_model": float(chosen["kappa"]),
+        "selection_median_pairwise_nmi": float(np.median(pairwise["nmi"])),
+        "selection_frequent_syllables": int(len(stability)),
+        "selection_reproduced_syllables": int(stability["reproduced"].astype(bool).sum()),
+        "selection_trending_fits": ", ".join(trending),
+        "selection_chosen_outside_window": bool(not bool(chosen["in_target_window"]) and inside.any()),
+    }
+
+
+def _selection_lines(summary: dict, span: str) -> tuple[list[str], list[str]]:
+    if "selection_chosen" not in summary:
+        return [], []
+    lines = [
+        f"  model selection: {summary['selection_chosen']} (seed "
+        f"{summary['selection_chosen_seed']}) of {summary['selection_restarts']} restarts, "
+        f"highest expected marginal likelihood ({_number(summary['selection_chosen_eml'])} "
+        f"+/- {_number(summary['selection_chosen_eml_std_err'])})",
+        f"    stability: median NMI between restarts "
+        f"{summary['selection_median_pairwise_nmi']:.2f}; "
+        f"{summary['selection_reproduced_syllables']} of the chosen model's "
+        f"{summary['selection_frequent_syllables']} frequent syllables reproduced in most "
+        "restarts",
+    ]
+    warnings = []
+    if summary.get("selection_trending_fits"):
+        warnings.append(
+            f"  WARNING: log-likelihood still rising at the end of {summary['selection_trending_fits']}"
+            " (results/selection/convergence.png): more iterations (full_model.num_iters)"
+        )
+    if summary.get("selection_chosen_outside_window"):
+        warnings.append(
+            f"  WARNING: the chosen model's median duration is outside the target {span} while "
+            "another restart's is inside (results/selection/eml.tsv)"
+        )
+    return lines, warnings
 
 
 def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
@@ -232,7 +294,9 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
         if "nmi_applied_sessions" in summary:
             line += f"; applied sessions alone {summary['nmi_applied_sessions']:.2f}"
         lines.append(line)
-    lines.extend(warnings)
+    selection_lines, selection_warnings = _selection_lines(summary, span)
+    lines.extend(selection_lines)
+    lines.extend(warnings + selection_warnings)
     lines.append("  all values: results/summary.tsv, results/summary.json")
     lines.append("  figures and tables: snakemake --report report.html")
     return "\n".join(lines) + "\n"
