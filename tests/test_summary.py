@@ -70,7 +70,7 @@ def selection_tables(chosen_inside: bool, trending: bool):
     stability = pd.DataFrame({"syllable": [0, 1, 2, 3], "reproduced": [True, True, False, True]})
     convergence = pd.DataFrame({"restart": ["restart_0"] * 2 + ["restart_2"] * 2,
                                 "iteration": [0, 25] * 2, "log_likelihood": [-9.0, -8.0] * 2,
-                                "trending": [False, False, trending, trending]})
+                                "still_trending": [False, False, trending, trending]})
     return eml, pairwise, stability, convergence
 
 

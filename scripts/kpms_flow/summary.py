@@ -171,7 +171,7 @@ def selection_checks(
     chosen = eml[eml["chosen"].astype(bool)].iloc[0]
     inside = eml["in_target_window"].astype(bool)
     trending = sorted(
-        convergence.loc[convergence["trending"].astype(bool), "restart"].unique().tolist()
+        convergence.loc[convergence["still_trending"].astype(bool), "restart"].unique().tolist()
     )
     return {
         "selection_restarts": int(len(eml)),
