@@ -205,6 +205,37 @@ def test_kpms_config_reads_calibrated_estimator(tmp_path):
     assert calibrated["error_estimator"] == {"slope": -0.4, "intercept": 0.3}
 
 
+def test_run_summary_compares_recovered_with_true_noise_model(tmp_path):
+    import json
+
+    from kpms_flow.summary import calibration_summary, format_summary
+
+    estimator = tmp_path / "error_estimator.tsv"
+    pd.DataFrame([{"slope": -0.5047, "intercept": 0.3798, "conf_threshold": 0.5, "n_annotations": 685}]).to_csv(
+        estimator, sep="\t", index=False
+    )
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"error_slope": -0.5, "error_intercept": 0.38}))
+    values = calibration_summary(estimator, params)
+    assert values == {
+        "calibration_slope": -0.5047, "calibration_intercept": 0.3798, "calibration_annotations": 685,
+        "true_error_slope": -0.5, "true_error_intercept": 0.38,
+    }
+    summary = {
+        "training_sessions": 4, "applied_sessions": 1, "excluded_sessions": 0, "latent_dim": 4,
+        "median_duration_frames": 9.0, "fps": 30.0, "median_duration_ms": 300.0, "syllables_used": 8,
+        **values,
+    }
+    text = format_summary(summary)
+    assert "noise calibration: slope -0.505, intercept 0.380 from 685 annotations (generator's: -0.500, 0.380)" in text
+    without_truth = {k: v for k, v in summary.items() if not k.startswith("true_")}
+    assert calibration_summary(estimator, tmp_path / "none.json").keys() == without_truth.keys() - {
+        "training_sessions", "applied_sessions", "excluded_sessions", "latent_dim",
+        "median_duration_frames", "fps", "median_duration_ms", "syllables_used",
+    }
+    assert "generator" not in format_summary(without_truth)
+
+
 # ------------------------------------------------------------------------------ readers
 def test_reads_keypoint_moseq_csv(tmp_path):
     tracks = make_tracks()
@@ -222,6 +253,8 @@ def test_reads_deeplabcut_labelled_frames(tmp_path, suffix):
     read = read_annotations(path, tracks)
     assert as_set(read) == as_set(table)
     assert annotated_sessions([path], tracks) == ["s1"]
+    # Matched by folder name before the file exists (a job, like the demo's, may make it).
+    assert annotated_sessions([tmp_path / "labeled-data" / "vidB" / "CollectedData_x.h5"], tracks) == ["s2"]
 
 
 def test_deeplabcut_labels_match_sessions_by_pose_file_name(tmp_path):

@@ -127,10 +127,11 @@ def annotated_sessions(paths, catalog: dict[str, SessionTrack]) -> list[str]:
     """
     names = set()
     for path in map(Path, paths):
-        if not path.exists():
-            continue
         if path.name.startswith("CollectedData_"):
+            # By its folder's name: the file may be made by a job (the demo's labels).
             names.update(t.session for t in sessions_for_video(path.parent.name, catalog))
+        elif not path.exists():
+            continue
         elif path.suffix == ".slp":
             import sleap_io as sio
 

@@ -4,6 +4,7 @@
 
 rule run_summary:
     input:
+        unpack(calibration_input),
         syllables=expand("results/syllables/{session}.csv", session=SESSIONS.index),
         training="results/qa/training_set.tsv",
         data="results/data/data.h5",
