@@ -387,3 +387,144 @@ def test_dry_run_with_calibration_lists_it_once_and_fits_depend_on_it(tmp_path):
     assert {"probe_kappa", "apply_model", "extract_results"} <= seen
     settings = yaml.safe_load(config.read_text())
     assert settings["calibration"] == {"annotations": ["dlc"]}  # the user's config is untouched
+
+
+# ---------------------------------------------------------------------- labelling page
+def test_page_samples_as_keypoint_moseq_seeded(tmp_path):
+    """keypoint-moseq's sample_error_frames, seeded: the same frames for the same seed,
+    enriched for low confidence, and NumPy's global state left as it was."""
+    from kpms_flow.calibration_page import read_frames, sample_items
+
+    tracks = make_tracks()
+    rng = np.random.default_rng(3)
+    for track in tracks.values():  # as trackers give them: most near 1, a tail down to 0.01
+        track.confidences = 10 ** (-2 * rng.beta(1, 8, size=track.confidences.shape))
+    confidences = {k: t.confidences for k, t in tracks.items()}
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    first = sample_items(confidences, BODYPARTS, BODYPARTS, seed=7, num_samples=50)
+    assert np.random.random() == before
+    assert sample_items(confidences, BODYPARTS, BODYPARTS, seed=7, num_samples=50) == first
+    assert sample_items(confidences, BODYPARTS, BODYPARTS, seed=8, num_samples=50) != first
+    # 5 per log-spaced confidence bin, fewer where a bin has fewer points (keypoint-moseq's rule).
+    assert 20 <= len(first) <= 50 and {k for k, _, _ in first} <= set(tracks)
+    sampled = np.array([tracks[k].confidences[t, BODYPARTS.index(b)] for k, t, b in first])
+    everything = np.concatenate([t.confidences.ravel() for t in tracks.values()])
+    assert np.median(sampled) < np.median(everything)  # low confidence enriched
+    with pytest.raises(CalibrationError, match=rf"session '{first[0][0]}': no video to cut labelling frames from"):
+        read_frames(first, {})
+
+
+def _cdp(ws, method, _counter=[0], **params):
+    """One DevTools protocol call on a websocket; events before the answer are skipped."""
+    import json
+
+    _counter[0] += 1
+    ws.send(json.dumps({"id": _counter[0], "method": method, "params": params}))
+    while True:
+        message = json.loads(ws.recv(timeout=30))
+        if message.get("id") == _counter[0]:
+            if "error" in message:
+                raise RuntimeError(f"{method}: {message['error']}")
+            return message.get("result", {})
+
+
+def _evaluate(ws, expression):
+    result = _cdp(ws, "Runtime.evaluate", expression=expression, returnByValue=True)
+    return result["result"].get("value")
+
+
+def _click(ws, x, y):
+    for kind in ("mousePressed", "mouseReleased"):
+        _cdp(ws, "Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+
+def test_labelling_page_round_trip_in_headless_chromium(tmp_path):
+    """The page in a real headless Chromium from file://: clicks on the frames (with a
+    correction after going back) and its Save button give keypoint-moseq's CSV with those
+    positions, which calibration reads."""
+    import json
+    import re
+    import subprocess
+    import time
+    import urllib.request
+
+    from screenshot_report import CHROMIUM_FLAGS, ensure_chromium
+    from websockets.sync.client import connect
+
+    from kpms_flow.calibration import read_kpms_annotations
+    from kpms_flow.calibration_page import write_page
+
+    chromium = ensure_chromium()  # installed from Debian's packages when root (CI)
+    if chromium is None:
+        pytest.skip("no Chromium and not root to install it (Debian: apt-get install chromium)")
+    items = [("s1", 12, "nose"), ("s2", 40, "neck"), ("s1", 77, "tailbase")]
+    rng = np.random.default_rng(0)
+    frames = {item: rng.integers(0, 255, size=(150, 200, 3), dtype=np.uint8) for item in items}
+    tracked = {items[0]: (55.0, 42.0), items[1]: (np.nan, np.nan), items[2]: (12.0, 130.0)}
+    page = tmp_path / "labelling.html"
+    write_page(page, items, frames, tracked, title="test page")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+
+    proc = subprocess.Popen(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--remote-debugging-port=0", "--window-size=1000,800", page.as_uri()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        port = None
+        for line in proc.stderr:  # "DevTools listening on ws://127.0.0.1:<port>/devtools/browser/<id>"
+            match = re.search(r"ws://127\.0\.0\.1:(\d+)(/devtools/browser/\S+)", line)
+            if match:
+                port, browser_path = match.group(1), match.group(2)
+                break
+        assert port, "Chromium did not open its DevTools port"
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list").read())
+        target = next(t for t in targets if t["url"].startswith("file://"))
+        with connect(f"ws://127.0.0.1:{port}{browser_path}", max_size=None) as browser, connect(
+            target["webSocketDebuggerUrl"], max_size=None
+        ) as ws:
+            _cdp(browser, "Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
+            deadline = time.time() + 30
+            while _evaluate(ws, "document.getElementById('view').width") != 200:
+                assert time.time() < deadline, "the page did not draw its first frame"
+                time.sleep(0.2)
+
+            def box(element_id):
+                return _evaluate(ws, f"JSON.stringify(document.getElementById('{element_id}').getBoundingClientRect())")
+
+            def click_image(x, y):
+                rect = json.loads(box("view"))
+                scale = rect["width"] / 200  # border included: under 1 % here
+                _click(ws, rect["left"] + 1 + x * scale, rect["top"] + 1 + y * scale)
+
+            def press(button_id):
+                rect = json.loads(box(button_id))
+                _click(ws, rect["left"] + rect["width"] / 2, rect["top"] + rect["height"] / 2)
+
+            click_image(50, 40)
+            press("next")
+            click_image(120, 80)
+            press("prev")  # back to the first frame: correct its label
+            click_image(60, 45)
+            press("next")
+            press("next")
+            click_image(10, 140)
+            assert "labelled: 3 (17 more needed)" in _evaluate(ws, "document.getElementById('info').textContent")
+            press("save")
+            saved = downloads / "error_annotations.csv"
+            deadline = time.time() + 30
+            while not saved.exists():
+                assert time.time() < deadline, f"no download in {downloads}: {list(downloads.iterdir())}"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    table = read_kpms_annotations(saved)
+    assert table[["key", "coordinate_index", "video_frame_index", "bodypart"]].values.tolist() == [
+        ["s1", 12, 12, "nose"], ["s2", 40, 40, "neck"], ["s1", 77, 77, "tailbase"],
+    ]
+    expected = np.array([[60, 45], [120, 80], [10, 140]], dtype=float)
+    np.testing.assert_allclose(table[["x", "y"]].to_numpy(), expected, atol=1.0)

@@ -29,3 +29,27 @@ rule noise_calibration:
         dpi=config["plots"]["dpi"],
     script:
         "../../scripts/noise_calibration.py"
+
+
+# Target only (snakemake results/calibration/labelling.html): a page to label frames in a
+# browser where no labels exist; its saved CSV goes into calibration.annotations.
+rule calibration_page:
+    input:
+        keypoints=expand("results/keypoints/{session}.h5", session=PAGE_VIDEOS),
+        videos=list(PAGE_VIDEOS.values()),
+    output:
+        "results/calibration/labelling.html",
+    log:
+        "results/logs/calibration_page.log",
+    benchmark:
+        "results/benchmarks/calibration_page.tsv"
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        videos=PAGE_VIDEOS,
+        use_bodyparts=config["use_bodyparts"],
+        seed=config["seed"],
+        num_samples=CALIBRATION["page_samples"],
+        conf_pseudocount=config["conf_pseudocount"],
+    script:
+        "../../scripts/calibration_page.py"

@@ -86,6 +86,12 @@ SESSION_CATALOG = {
 }
 
 
+# The labelling page's sessions: those with a video to cut frames from.
+PAGE_VIDEOS = {
+    s: v for s, v in SESSIONS["video"].items() if isinstance(v, str) and v.strip()
+}
+
+
 def calibration_keypoints(wildcards):
     """The labelled sessions' keypoints (only theirs: a new unlabelled session keeps the
     calibration, and so the fits)."""
