@@ -72,8 +72,9 @@ def write_kpms_csv(path: Path, table: pd.DataFrame) -> Path:
 
 
 def write_collected_data(folder: Path, table: pd.DataFrame, video: str, suffix=".h5",
-                         index_video=None) -> Path:
-    """A DeepLabCut labelled-frames file as DeepLabCut 2.2+ writes it."""
+                         index_video=None, flat_index=False) -> Path:
+    """A DeepLabCut labelled-frames file as DeepLabCut 2.2+ writes it (``flat_index``: as
+    older versions did, one 'labeled-data/<video>/img<frame>.png' string per row)."""
     folder.mkdir(parents=True, exist_ok=True)
     frames = sorted(set(table["coordinate_index"]))
     index = pd.MultiIndex.from_tuples(
@@ -87,6 +88,8 @@ def write_collected_data(folder: Path, table: pd.DataFrame, video: str, suffix="
         row = index[frames.index(r.coordinate_index)]
         df.loc[row, ("alice", r.bodypart, "x")] = r.x
         df.loc[row, ("alice", r.bodypart, "y")] = r.y
+    if flat_index:
+        df.index = ["/".join(row) for row in df.index]
     path = folder / f"CollectedData_alice{suffix}"
     if suffix == ".h5":
         df.to_hdf(path, key="keypoints", mode="w")
@@ -244,12 +247,12 @@ def test_reads_keypoint_moseq_csv(tmp_path):
     assert as_set(read_annotations(path, tracks)) == as_set(table)
 
 
-@pytest.mark.parametrize("suffix", [".h5", ".csv"])
-def test_reads_deeplabcut_labelled_frames(tmp_path, suffix):
+@pytest.mark.parametrize("suffix,flat_index", [(".h5", False), (".csv", False), (".h5", True), (".csv", True)])
+def test_reads_deeplabcut_labelled_frames(tmp_path, suffix, flat_index):
     tracks = make_tracks()
     table = synthetic_annotations(tracks, n=60)
     table = table[table["key"] == "s1"].drop_duplicates(["coordinate_index", "bodypart"])
-    path = write_collected_data(tmp_path / "labeled-data" / "vidA", table, "vidA", suffix)
+    path = write_collected_data(tmp_path / "labeled-data" / "vidA", table, "vidA", suffix, flat_index=flat_index)
     read = read_annotations(path, tracks)
     assert as_set(read) == as_set(table)
     assert annotated_sessions([path], tracks) == ["s1"]
@@ -265,6 +268,41 @@ def test_deeplabcut_labels_match_sessions_by_pose_file_name(tmp_path):
     table = table[table["key"] == "s1"].drop_duplicates(["coordinate_index", "bodypart"])
     path = write_collected_data(tmp_path / "labeled-data" / "vidA", table, "vidA")
     assert set(read_annotations(path, tracks)["key"]) == {"s1"}
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".csv"])
+def test_reads_multi_animal_deeplabcut_labels_by_individual(tmp_path, suffix):
+    """A multi-animal project: each individual's labels go to the session whose 'animal'
+    it is (both sessions tracked on one video); DeepLabCut's 'single' (unique bodyparts)
+    is no animal's; an individual that is no session's animal is refused."""
+    tracks = make_tracks()
+    for session, animal in [("s1", "m1"), ("s2", "m2")]:
+        tracks[session].video_names = ["vidM", session]
+        tracks[session].animal = animal
+    table = synthetic_annotations(tracks, n=60).drop_duplicates(["key", "coordinate_index", "bodypart"])
+    frames = sorted(set(table["coordinate_index"]))
+    index = pd.MultiIndex.from_tuples([("labeled-data", "vidM", f"img{f:04d}.png") for f in frames])
+    columns = pd.MultiIndex.from_tuples(
+        [("alice", ind, bp, c) for ind in ["m1", "m2"] for bp in BODYPARTS for c in "xy"]
+        + [("alice", "single", "arena_corner", c) for c in "xy"],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )
+    df = pd.DataFrame(np.nan, index=index, columns=columns)
+    df[("alice", "single", "arena_corner", "x")] = 1.0
+    df[("alice", "single", "arena_corner", "y")] = 2.0
+    for r in table.itertuples():
+        animal = tracks[r.key].animal
+        row = index[frames.index(r.coordinate_index)]
+        df.loc[row, ("alice", animal, r.bodypart, "x")] = r.x
+        df.loc[row, ("alice", animal, r.bodypart, "y")] = r.y
+    folder = tmp_path / "labeled-data" / "vidM"
+    folder.mkdir(parents=True)
+    path = folder / f"CollectedData_alice{suffix}"
+    df.to_hdf(path, key="keypoints", mode="w") if suffix == ".h5" else df.to_csv(path)
+    assert as_set(read_annotations(path, tracks)) == as_set(table)
+    tracks["s2"].animal = "other"
+    with pytest.raises(CalibrationError, match=r"labels for unknown session: labelled animal 'm2' of video 'vidM'"):
+        read_annotations(path, tracks)
 
 
 def test_reads_sleap_user_instances(tmp_path):
