@@ -55,10 +55,10 @@ summary = run_summary(
     variance_explained=variance_at(pd.read_csv(inp.variance, sep="\t"), latent_dim),
 )
 summary.update(search)
-if "error_estimator" in inp.keys():
+if inp.calibration:
     # The demo's generator writes its true noise model beside the true states.
     truth_params = Path(inp.ground_truth[0]).with_name("params.json") if inp.ground_truth else None
-    summary.update(calibration_summary(inp.error_estimator, truth_params))
+    summary.update(calibration_summary(inp.calibration, truth_params))
 summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen_probes))
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
     if status == "drifted":

@@ -245,14 +245,6 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
             for k in frequent
         )
     )
-    if "nmi" in summary:
-        line = (
-            f"  NMI with the true states: {summary['nmi']:.2f} "
-            f"(chance {summary['nmi_shuffled']:.2f})"
-        )
-        if "nmi_applied_sessions" in summary:
-            line += f"; applied sessions alone {summary['nmi_applied_sessions']:.2f}"
-        lines.append(line)
     if "calibration_slope" in summary:
         line = (
             f"  noise calibration: slope {summary['calibration_slope']:.3f}, intercept "
@@ -264,6 +256,14 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
                 f" (generator's: {summary['true_error_slope']:.3f}, "
                 f"{summary['true_error_intercept']:.3f})"
             )
+        lines.append(line)
+    if "nmi" in summary:
+        line = (
+            f"  NMI with the true states: {summary['nmi']:.2f} "
+            f"(chance {summary['nmi_shuffled']:.2f})"
+        )
+        if "nmi_applied_sessions" in summary:
+            line += f"; applied sessions alone {summary['nmi_applied_sessions']:.2f}"
         lines.append(line)
     lines.extend(warnings)
     lines.append("  all values: results/summary.tsv, results/summary.json")
