@@ -12,6 +12,7 @@ from kpms_flow.atomic import write_table, write_text
 from kpms_flow.model import read_training_attrs
 from kpms_flow.runtime import log_to
 from kpms_flow.summary import (
+    calibration_summary,
     duration_checks,
     format_summary,
     selection_checks,
@@ -56,6 +57,10 @@ summary = run_summary(
     variance_explained=variance_at(pd.read_csv(inp.variance, sep="\t"), latent_dim),
 )
 summary.update(search)
+if inp.calibration:
+    # The demo's generator writes its true noise model beside the true states.
+    truth_params = Path(inp.ground_truth[0]).with_name("params.json") if inp.ground_truth else None
+    summary.update(calibration_summary(inp.calibration, truth_params))
 summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen_probes))
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
     if status == "drifted":

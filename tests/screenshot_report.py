@@ -42,6 +42,24 @@ def find_chromium() -> str | None:
     return None
 
 
+def ensure_chromium() -> str | None:
+    """Chromium, installed from Debian's packages where it is missing and we are root (as
+    the SLURM tests install theirs), so that CI machines render instead of skipping;
+    None where it cannot be had (not root, no apt-get)."""
+    import os
+
+    path = find_chromium()
+    if path or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return path
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return find_chromium()
+
+
 def _script_value(html: str, name: str):
     """The JSON literal a Snakemake report assigns in ``<script id=name>var name = ...``."""
     start = html.index(f'<script id="{name}">')

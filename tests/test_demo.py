@@ -62,7 +62,9 @@ def test_dlc_layout(demo_dir):
     assert np.all((lik > 0) & (lik <= 1))
     assert np.all(lik[np.isnan(x)] <= 0.1)
     # Most detections are confident; coordinates stay near the 500 px arena.
-    assert np.mean(lik > 0.9) > 0.95
+    # Regular points: log10(likelihood) = -0.5 * Beta(1, 3), i.e. 0.32..1, median ~0.79.
+    assert np.mean(lik >= 10**-demo.LIKELIHOOD_LOG10_SPREAD) > 0.95
+    assert 0.7 < np.median(lik) < 0.85
     assert np.nanmin(x) > -200 and np.nanmax(x) < 700
 
 
@@ -224,3 +226,40 @@ def test_median_duration_frames():
     assert metrics.median_duration_frames({"c": c}) == 2.0
     np.testing.assert_array_equal(metrics.run_lengths(c), [2, 1, 4])
     assert np.isnan(metrics.median_duration_frames({}))
+
+
+def test_noise_model_and_labels_recover_the_error_estimator(tmp_path):
+    """The demo's noise grows as the likelihood falls with a known slope and intercept, and
+    its DeepLabCut labels give them back through the pipeline's calibration (the same
+    numbers as the full demo's summary reports, there from 5 sessions of 1800 frames)."""
+    from kpms_flow.calibration import calibrate, session_track
+    from kpms_flow.formats import load_session
+
+    out = tmp_path / "data"
+    table = demo.generate_demo(out, n_sessions=2, n_frames=N_FRAMES, seed=0, n_heldout=0)
+    tracks = {}
+    for row in table.itertuples():
+        kp = load_session(row.path, "deeplabcut", row.session)
+        tracks[row.session] = session_track(kp, row.video)
+    paths = [demo.labels_path(out, s) for s in table["session"]]
+    labels = pd.read_hdf(paths[0])
+    assert labels.index[0][:2] == ("labeled-data", "demo_01")
+    assert len(labels) == demo.LABELLED_FRAMES
+    estimator, annotations = calibrate(paths, tracks, conf_pseudocount=1e-3, conf_threshold=0.5)
+    # ~280 labelled points over likelihoods 0.3..1: standard errors ~0.05 (slope), ~0.01.
+    assert estimator["n_annotations"] > 200
+    assert estimator["slope"] == pytest.approx(demo.ERROR_SLOPE, abs=0.15)
+    assert estimator["intercept"] == pytest.approx(demo.ERROR_INTERCEPT, abs=0.03)
+    params = json.loads((out / "ground_truth" / "params.json").read_text())
+    assert (params["error_slope"], params["error_intercept"]) == (demo.ERROR_SLOPE, demo.ERROR_INTERCEPT)
+
+
+def test_labels_leave_the_keypoints_unchanged(tmp_path):
+    """Labels come from their own seeds: the pose files are the same without them."""
+    with_labels = demo.generate_demo(tmp_path / "a", n_sessions=1, n_frames=200, n_heldout=0)
+    without = demo.generate_demo(tmp_path / "b", n_sessions=1, n_frames=200, n_heldout=0,
+                                 n_labelled_frames=0)
+    assert not demo.labels_path(tmp_path / "b", "demo_01").exists()
+    np.testing.assert_array_equal(
+        _read_pose(with_labels["path"][0]).to_numpy(), _read_pose(without["path"][0]).to_numpy()
+    )

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import copy_run, snakemake
-from screenshot_report import find_chromium, item_page, report_items, screenshot
+from screenshot_report import ensure_chromium, item_page, report_items, screenshot
 
 pytestmark = pytest.mark.workflow
 
@@ -213,9 +213,9 @@ def test_summary_is_printed_at_the_end_of_a_run(run):
 # ---------------------------------------------------------------- looking at it
 @pytest.fixture(scope="module")
 def chromium():
-    path = find_chromium()
+    path = ensure_chromium()  # installed from Debian's packages when root (CI)
     if path is None:
-        pytest.skip("Chromium not installed (apt-get install chromium): report not rendered")
+        pytest.skip("Chromium not installed (apt-get install chromium; not root): report not rendered")
     return path
 
 

@@ -20,6 +20,7 @@ EVERY_STAGE = {
     "outlier_qa": 5,
     "qa_summary": 1,
     "training_set": 1,
+    "noise_calibration": 1,  # config/test.yaml calibrates from the demo's labels
     "format_data": 1,
     "fit_pca": 1,
     "plot_pca": 1,

@@ -269,6 +269,11 @@ def kpms_config(config: Mapping, bodyparts: Sequence[str], latent_dim: int | Non
     for key, kind in optional.items():
         if key in config:
             out[key] = kind(config[key])
+    if "calibrated" in out.get("error_estimator", {}):
+        # The noise_calibration rule's table (a declared input of the job), not the config's.
+        from .calibration import read_error_estimator
+
+        out["error_estimator"] = read_error_estimator(out["error_estimator"]["calibrated"])
     if "ar_hypparams" in config or latent_dim is not None:
         out["ar_hypparams"] = ar
     return out

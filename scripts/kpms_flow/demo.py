@@ -11,8 +11,13 @@ The generator is meant to be a fair test of the pipeline, not a trivially separa
    stretching, head turns, ear spread) of a 7-keypoint mouse-like skeleton.
 3. The skeleton is rotated by a heading and translated by a centroid that wanders in a
    500 px arena, with state-dependent (but overlapping) speed and turning bias.
-4. Detector artefacts are added: Gaussian keypoint noise, missing points (NaN, with low
-   likelihood; single frames and short bursts) and rare large outliers.
+4. Detector artefacts are added: keypoint noise whose size depends on the likelihood the
+   way keypoint-moseq's noise calibration models it (``log10(|error| + 1) = ERROR_SLOPE *
+   log10(likelihood) + ERROR_INTERCEPT``, scatter ``ERROR_SCATTER``), missing points (NaN,
+   with low likelihood; single frames and short bursts) and rare large outliers.
+5. Labels as DeepLabCut's labelled frames (``LABELLED_FRAMES`` frames per session, enriched
+   for low likelihood, the true keypoint positions), from which the pipeline's noise
+   calibration recovers the error model's slope and intercept.
 
 All randomness comes from ``numpy.random.default_rng`` seeded via ``SeedSequence``, so a
 given ``seed`` always yields identical arrays. The true model is drawn once per seed and
@@ -23,6 +28,9 @@ Layout written by :func:`generate_demo`::
     out_dir/pose/demo_01DLC_resnet50_demoSep1shuffle1_1000.h5
     out_dir/ground_truth/demo_01.csv        frame,state
     out_dir/ground_truth/params.json        true AR-HMM parameters and generator settings
+                                            (error_slope, error_intercept: the noise model)
+    out_dir/labeled-data/demo_01/CollectedData_demo.h5
+                                            labelled frames, as DeepLabCut writes them
     out_dir/video/demo_01.mp4               with ``videos=True``: the true (noise-free) pose
                                             drawn in the 500 px arena, for grid movies
     out_dir/sessions.tsv                    session table for the workflow
@@ -76,7 +84,16 @@ NLAGS = 1
 REFERENCE_FPS = 30.0
 MEAN_DURATIONS_S = (0.37, 0.40, 0.43, 0.47, 0.50)  # 11-15 frames at 30 fps; median bout ~9
 ARENA_PX = 500.0
-KEYPOINT_NOISE_PX = 1.5
+# Tracker noise as keypoint-moseq's calibration fits it (its error_estimator): the size of a
+# point's error grows as its likelihood falls. About as noisy as the former Gaussian noise
+# of 1.5 px per axis (mean error ~1.9 px), with likelihoods spread over 0.32..1 instead of
+# 0.9..1 so that labels can recover the slope.
+ERROR_SLOPE = -0.5
+ERROR_INTERCEPT = 0.38
+ERROR_SCATTER = 0.1  # sd of log10(|error| + 1) around the line
+LIKELIHOOD_LOG10_SPREAD = 0.5  # log10(likelihood) = -spread * Beta(1, 3)
+LABELLED_FRAMES = 20  # per session, DeepLabCut's default numframes2pick
+LABEL_SCORER = "demo"
 DROP_PROB = 0.012  # isolated missing points
 BURSTS_PER_MINUTE = 6.0  # short occlusion bursts
 OUTLIER_PROB = 0.002
@@ -213,7 +230,9 @@ def sample_true_model(seed: int = 0, fps: float = REFERENCE_FPS) -> dict:
         "speed_px_per_frame": speeds_px_s / fps,
         "turn_bias_rad_per_frame": turn_bias_rad_s / fps,
         "heading_noise_rad_per_frame": 0.06 * np.sqrt(c),
-        "keypoint_noise_px": KEYPOINT_NOISE_PX,
+        "error_slope": ERROR_SLOPE,
+        "error_intercept": ERROR_INTERCEPT,
+        "error_scatter": ERROR_SCATTER,
         "drop_prob": DROP_PROB,
         "bursts_per_minute": BURSTS_PER_MINUTE,
         "outlier_prob": OUTLIER_PROB,
@@ -299,8 +318,9 @@ def simulate_session(model: dict, rng: np.random.Generator, n_frames: int) -> di
     -------
     dict
         ``states`` (T,) int, ``latent`` (T, latent_dim), ``coordinates`` (T, K, 2) with NaN
-        where missing, ``likelihood`` (T, K), ``centroid`` (T, 2), ``heading`` (T,) and
-        ``clean`` (T, K, 2), the keypoints before detector artefacts.
+        where missing, ``likelihood`` (T, K), ``centroid`` (T, 2), ``heading`` (T,),
+        ``clean`` (T, K, 2), the keypoints before detector artefacts, and ``regular`` (T, K),
+        the points that follow the noise model (neither missing nor an outlier).
     """
     fps = model["fps"]
     burn = int(round(BURN_IN_S * fps))
@@ -316,8 +336,15 @@ def simulate_session(model: dict, rng: np.random.Generator, n_frames: int) -> di
     clean = np.einsum("tij,tkj->tki", rot, ego) + pos[:, None, :]
 
     T, K = clean.shape[:2]
-    coords = clean + rng.normal(size=clean.shape) * model["keypoint_noise_px"]
-    lik = 1.0 - 0.1 * rng.beta(1.0, 3.0, size=(T, K))  # 0.9-1.0, mostly near 1
+    lik = 10.0 ** (-LIKELIHOOD_LOG10_SPREAD * rng.beta(1.0, 3.0, size=(T, K)))
+    log_size = (
+        model["error_slope"] * np.log10(lik)
+        + model["error_intercept"]
+        + rng.normal(0.0, model["error_scatter"], size=(T, K))
+    )
+    size = np.maximum(10.0**log_size - 1.0, 0.0)
+    direction = rng.uniform(-np.pi, np.pi, size=(T, K))
+    coords = clean + size[..., None] * np.stack([np.cos(direction), np.sin(direction)], -1)
 
     # Rare large outliers (detector jumps to something else), with reduced likelihood.
     outlier = rng.random((T, K)) < model["outlier_prob"]
@@ -346,7 +373,50 @@ def simulate_session(model: dict, rng: np.random.Generator, n_frames: int) -> di
         "centroid": pos,
         "heading": heading,
         "clean": clean,
+        "regular": ~(outlier | missing),
     }
+
+
+def labelled_frames(sim: dict, rng: np.random.Generator, n_frames: int,
+                    num_bins: int = 10) -> np.ndarray:
+    """Frames to label, enriched for low likelihood as keypoint-moseq's
+    ``sample_error_frames`` enriches its samples: frames binned by their lowest regular
+    likelihood on log-spaced bins, an equal number drawn from each (with the demo's own
+    seeded generator, where keypoint-moseq's uses NumPy's global one)."""
+    lik = np.where(sim["regular"], sim["likelihood"], np.nan)
+    usable = np.nonzero(np.isfinite(lik).any(1))[0]
+    lowest = np.nanmin(lik[usable], axis=1)
+    edges = np.logspace(np.log10(lowest.min()), np.log10(lowest.max()), num_bins + 1)
+    edges[-1] = np.inf
+    chosen = []
+    per_bin = max(1, n_frames // num_bins)
+    for low, high in zip(edges[:-1], edges[1:]):
+        in_bin = usable[(lowest >= low) & (lowest < high)]
+        chosen.extend(rng.choice(in_bin, min(per_bin, in_bin.size), replace=False).tolist())
+    rest = np.setdiff1d(usable, chosen)
+    chosen.extend(rng.choice(rest, max(0, n_frames - len(chosen)), replace=False).tolist())
+    return np.sort(np.array(chosen[:n_frames], dtype=int))
+
+
+def dlc_labels(sim: dict, frames: np.ndarray, video: str, bodyparts=BODYPARTS,
+               scorer: str = LABEL_SCORER) -> pd.DataFrame:
+    """The true positions of ``frames`` as DeepLabCut's ``CollectedData_<scorer>`` (2.2+:
+    index ``('labeled-data', video, 'img<frame>.png')``, columns ``scorer, bodyparts,
+    coords``). Missing points and the rare detector jumps stay unlabelled: the jumps follow
+    no error model, and the demo checks that calibration recovers the one it has."""
+    index = pd.MultiIndex.from_tuples(
+        [("labeled-data", video, f"img{f:04d}.png") for f in frames]
+    )
+    columns = pd.MultiIndex.from_product(
+        [[scorer], list(bodyparts), ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+    )
+    xy = np.where(sim["regular"][frames][..., None], sim["clean"][frames], np.nan)
+    return pd.DataFrame(xy.reshape(len(frames), -1), index=index, columns=columns)
+
+
+def labels_path(out_dir, session: str) -> Path:
+    """Where the demo writes a session's labelled frames."""
+    return Path(out_dir) / "labeled-data" / session / f"CollectedData_{LABEL_SCORER}.h5"
 
 
 # --------------------------------------------------------------------------- writing
@@ -389,7 +459,8 @@ def _jsonable(obj):
 
 
 def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float = 30.0,
-                  seed: int = 0, n_heldout: int = 1, videos: bool = False) -> pd.DataFrame:
+                  seed: int = 0, n_heldout: int = 1, videos: bool = False,
+                  n_labelled_frames: int = LABELLED_FRAMES) -> pd.DataFrame:
     """Write synthetic DeepLabCut sessions with known states, and their ground truth.
 
     Parameters
@@ -412,6 +483,9 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
         Also draw each session's true pose into ``out_dir/video/<session>.mp4`` (arena-sized
         frames, the keypoints' pixel coordinates) and name it in the ``video`` column. The
         drawing uses no randomness: the keypoints are the same with or without videos.
+    n_labelled_frames : int
+        Frames per session written as DeepLabCut labels (:func:`labels_path`); 0 for none.
+        Drawn from their own seeds: the keypoints do not depend on it.
 
     Returns
     -------
@@ -431,6 +505,7 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
     model = sample_true_model(seed, fps)
     # Children 1.. of the seed sequence: session i's draws do not depend on n_sessions.
     session_seeds = np.random.SeedSequence([int(seed), 1]).spawn(n_sessions)
+    label_seeds = np.random.SeedSequence([int(seed), 2]).spawn(n_sessions)
     rows = []
     empirical = []
     for i in range(n_sessions):
@@ -441,6 +516,11 @@ def generate_demo(out_dir, n_sessions: int = 5, n_frames: int = 1800, fps: float
         with atomic_path(pose_path) as tmp:
             # format="table" is what DeepLabCut's analyze_videos uses.
             df.to_hdf(tmp, key="df_with_missing", mode="w", format="table")
+        if n_labelled_frames:
+            rng = np.random.default_rng(label_seeds[i])
+            frames = labelled_frames(sim, rng, min(n_labelled_frames, n_frames))
+            with atomic_path(labels_path(out_dir, name)) as tmp:
+                dlc_labels(sim, frames, name).to_hdf(tmp, key="keypoints", mode="w")
         truth = pd.DataFrame({"frame": np.arange(n_frames), "state": sim["states"]})
         write_table(out_dir / "ground_truth" / f"{name}.csv", truth)
         video = ""

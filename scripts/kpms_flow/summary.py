@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -128,6 +130,25 @@ def session_details(qa: pd.DataFrame, training_sessions: list[str]) -> list[dict
             }
         )
     return details
+
+
+def calibration_summary(estimator_path, truth_params_path=None) -> dict:
+    """The noise calibration's slope and intercept, and the generator's where known (the
+    demo's ground_truth/params.json: error_slope, error_intercept)."""
+    import json
+
+    row = pd.read_csv(estimator_path, sep="\t").iloc[0]
+    out = {
+        "calibration_slope": float(row["slope"]),
+        "calibration_intercept": float(row["intercept"]),
+        "calibration_annotations": int(row["n_annotations"]),
+    }
+    if truth_params_path is not None and Path(truth_params_path).exists():
+        params = json.loads(Path(truth_params_path).read_text())
+        if "error_slope" in params:
+            out["true_error_slope"] = float(params["error_slope"])
+            out["true_error_intercept"] = float(params["error_intercept"])
+    return out
 
 
 def summary_json(summary: dict, sessions: list[dict]) -> str:
@@ -286,6 +307,18 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
             for k in frequent
         )
     )
+    if "calibration_slope" in summary:
+        line = (
+            f"  noise calibration: slope {summary['calibration_slope']:.3f}, intercept "
+            f"{summary['calibration_intercept']:.3f} from "
+            f"{summary['calibration_annotations']} annotations"
+        )
+        if "true_error_slope" in summary:
+            line += (
+                f" (generator's: {summary['true_error_slope']:.3f}, "
+                f"{summary['true_error_intercept']:.3f})"
+            )
+        lines.append(line)
     if "nmi" in summary:
         line = (
             f"  NMI with the true states: {summary['nmi']:.2f} "

@@ -64,8 +64,60 @@ DATA_KEYS = [
 PCA_KEYS = DATA_KEYS + ["conf_threshold", "PCA_fitting_num_frames", "fix_heading"]
 
 
+# ---- noise calibration (workflow/rules/calibration.smk) ----
+# With annotations configured, the jobs that hand error_estimator to keypoint-moseq read the
+# calibrated slope/intercept from this file (a declared input; kpms_flow.config.kpms_config
+# reads it), so new annotations rerun them and the user's config is never rewritten.
+CALIBRATION = config["calibration"]
+ERROR_ESTIMATOR_TSV = "results/calibration/error_estimator.tsv"
+
+from kpms_flow.calibration import (
+    CalibrationError,
+    annotated_sessions,
+    annotation_files,
+    catalog_entry,
+)
+
+try:
+    CALIBRATION_FILES = [str(p) for p in annotation_files(CALIBRATION["annotations"])]
+except CalibrationError as error:
+    raise WorkflowError(str(error)) from None
+SESSION_CATALOG = {
+    s: catalog_entry(s, row["path"], row["video"], row["animal"])
+    for s, row in SESSIONS.iterrows()
+}
+
+
+# The labelling page's sessions: those with a video to cut frames from.
+PAGE_VIDEOS = {
+    s: v for s, v in SESSIONS["video"].items() if isinstance(v, str) and v.strip()
+}
+
+
+def calibration_keypoints(wildcards):
+    """The labelled sessions' keypoints (only theirs: a new unlabelled session keeps the
+    calibration, and so the fits)."""
+    sessions = annotated_sessions(CALIBRATION_FILES, SESSION_CATALOG)
+    return expand("results/keypoints/{session}.h5", session=sessions)
+
+
+def calibration_videos(wildcards):
+    sessions = annotated_sessions(CALIBRATION_FILES, SESSION_CATALOG)
+    videos = {s: SESSION_ROWS[s]["video"] for s in sessions}
+    return {s: v if isinstance(v, str) else "" for s, v in videos.items()}
+
+
+def calibration_input(wildcards=None):
+    return (
+        {"error_estimator": ERROR_ESTIMATOR_TSV} if CALIBRATION["annotations"] else {}
+    )
+
+
 def model_config(keys=MODEL_KEYS):
-    return {key: config[key] for key in keys}
+    model = {key: config[key] for key in keys}
+    if "error_estimator" in model and CALIBRATION["annotations"]:
+        model["error_estimator"] = {"calibrated": ERROR_ESTIMATOR_TSV}
+    return model
 
 
 SESSION_ROWS = SESSIONS.to_dict(
@@ -171,6 +223,7 @@ def probe_inputs(wildcards):
         "decision": f"results/search/{wildcards.stage}/round{previous}/decision.tsv",
         "data": "results/data/data.h5",
         "latent_dim": "results/pca/latent_dim.txt",
+        **calibration_input(),
     }
     if wildcards.stage == "arhmm":
         inputs["pca"] = "results/pca/pca.p"
@@ -267,6 +320,7 @@ def final_fit_inputs(stage):
         start = {
             "data": "results/data/data.h5",
             "latent_dim": "results/pca/latent_dim.txt",
+            **calibration_input(),
         }
         if continues_search(wildcards):
             start["chosen_probe"] = f"results/search/{stage}/chosen_checkpoint.h5"

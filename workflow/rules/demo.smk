@@ -22,6 +22,10 @@ rule demo_data:
         ),
         truth=expand("demo/data/ground_truth/{name}.csv", name=DEMO["names"]),
         video=expand("demo/data/video/{name}.mp4", name=DEMO["names"]),
+        # Labelled frames (true positions) for the noise calibration (config/demo.yaml).
+        labels=expand(
+            "demo/data/labeled-data/{name}/CollectedData_demo.h5", name=DEMO["names"]
+        ),
     log:
         "results/logs/demo_data.log",
     conda:

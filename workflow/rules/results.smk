@@ -3,6 +3,7 @@
 
 rule extract_results:
     input:
+        unpack(calibration_input),
         checkpoint="results/model/checkpoint.h5",
         data="results/data/data.h5",
         latent_dim="results/pca/latent_dim.txt",
@@ -29,6 +30,7 @@ rule extract_results:
 
 rule apply_model:
     input:
+        unpack(calibration_input),
         checkpoint="results/model/checkpoint.h5",
         data="results/data/data.h5",
         clean="results/sessions/{session}/clean.h5",
