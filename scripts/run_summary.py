@@ -59,7 +59,7 @@ summary = run_summary(
 summary.update(search)
 if inp.calibration:
     # The demo's generator writes its true noise model beside the true states.
-    truth_params = Path(inp.ground_truth[0]).with_name("params.json") if inp.ground_truth else None
+    truth_params = inp.noise_truth[0] if inp.noise_truth else None
     summary.update(calibration_summary(inp.calibration, truth_params))
 summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen_probes))
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:

@@ -165,6 +165,15 @@ def ground_truth_files(wildcards):
     return [f for f in files if f in made or Path(f).exists()]
 
 
+def noise_model_truth(wildcards):
+    """A generator's true noise model beside the true states (the demo's params.json),
+    compared with the calibrated one in the run summary."""
+    if not config["ground_truth_dir"] or not calibration_input():
+        return []
+    path = f"{config['ground_truth_dir']}/params.json"
+    return [path] if path == rules.demo_data.output.generator or Path(path).exists() else []
+
+
 def final_outputs():
     return [
         "results/summary.txt",

@@ -21,6 +21,8 @@ rule demo_data:
             name=DEMO["names"],
         ),
         truth=expand("demo/data/ground_truth/{name}.csv", name=DEMO["names"]),
+        # the generator's settings, its noise model included (the run summary compares)
+        generator="demo/data/ground_truth/params.json",
         video=expand("demo/data/video/{name}.mp4", name=DEMO["names"]),
         # Labelled frames (true positions) for the noise calibration (config/demo.yaml).
         labels=expand(

@@ -14,6 +14,7 @@ rule run_summary:
         ground_truth=ground_truth_files,
         # the noise calibration's table (none without it), compared with a generator's truth
         calibration=lambda wildcards: calibration_input().get("error_estimator", []),
+        noise_truth=noise_model_truth,
         kappa=kappa_tables(),
         # restart 0's fits: the search's chain, checked against its chosen probes
         fits=[fit_path(stage, 0, "metrics.tsv") for stage in STAGES],
