@@ -6,7 +6,7 @@ expected_marginal_likelihoods, for N = 4 and 8 models on the same checkpoints.
 
 Writes 8 (the largest --models) synthetic checkpoints of one data set
 (tests/synthetic_checkpoints.py: keypoint-moseq's layout and save function, random values
-of valid kinds; one snapshot each, segments of 10,000 frames as format_data's default) in a
+of valid kinds; one snapshot each, segments of 10,000 frames, format_data's largest) in a
 scratch folder. Each measurement runs in a fresh Python process: it imports keypoint-moseq,
 notes its resident memory (the baseline), computes the scores of the first N checkpoints
 with one function, and reports its peak resident memory (``ru_maxrss``). Functions:
