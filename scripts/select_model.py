@@ -1,5 +1,4 @@
-"""Rule select_model: EML over the restarts, their stability and convergence; the chosen
-restart's checkpoint linked to results/selection/chosen_checkpoint.h5."""
+"""Rule select_model: EML over the restarts, the chosen checkpoint, stability, convergence."""
 
 import sys
 

@@ -84,16 +84,23 @@ def write_checkpoint(path, data, metadata, snapshots: dict) -> Path:
     return path
 
 
-def restart_checkpoints(folder, n_models, iterations=(0, 5, 10), **data_kwargs) -> list[Path]:
+def restart_checkpoints(
+    folder, n_models, iterations=(0, 5, 10), model_kwargs=None, **data_kwargs
+) -> list[Path]:
     """``n_models`` checkpoints of one data set, each with its own seed and snapshots at
-    ``iterations`` (the latent states drift from snapshot to snapshot)."""
+    ``iterations`` (the latent states drift from snapshot to snapshot).
+
+    ``model_kwargs`` go to :func:`synthetic_model` (latent_dim, nlags, num_states),
+    ``data_kwargs`` to :func:`synthetic_data`.
+    """
     data, metadata = synthetic_data(**data_kwargs)
+    model_kwargs = model_kwargs or {}
     paths = []
     for seed in range(n_models):
-        base = synthetic_model(data, seed=100 + seed)
+        base = synthetic_model(data, seed=100 + seed, **model_kwargs)
         snapshots = {}
         for step, iteration in enumerate(iterations):
-            model = synthetic_model(data, seed=100 + seed, x=base["states"]["x"] * (1 + 0.1 * step))
-            snapshots[iteration] = model
+            x = base["states"]["x"] * (1 + 0.1 * step)
+            snapshots[iteration] = synthetic_model(data, seed=100 + seed, x=x, **model_kwargs)
         paths.append(write_checkpoint(Path(folder) / f"restart_{seed}" / "checkpoint.h5", data, metadata, snapshots))
     return paths

@@ -11,8 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-
-from synthetic_checkpoints import restart_checkpoints, synthetic_data, synthetic_model, write_checkpoint
+from synthetic_checkpoints import (
+    restart_checkpoints,
+    synthetic_data,
+    synthetic_model,
+    write_checkpoint,
+)
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -27,7 +31,6 @@ def checkpoints(tmp_path_factory):
 # ---------------------------------------------------------------- EML
 def test_eml_scores_equal_keypoint_moseqs(checkpoints):
     import keypoint_moseq as kpms
-
     from kpms_flow.selection import eml_scores
 
     expected_scores, expected_errors = kpms.expected_marginal_likelihoods(
@@ -62,7 +65,6 @@ def test_eml_refuses_checkpoints_of_other_data(checkpoints, tmp_path):
 # ---------------------------------------------------------------- stability
 def test_restart_labels_are_the_syllables_extract_results_delivers(checkpoints):
     import keypoint_moseq as kpms
-
     from kpms_flow.selection import restart_labels
 
     model, _, metadata, iteration = kpms.load_checkpoint(path=str(checkpoints[1]))
@@ -130,7 +132,6 @@ def test_syllable_reproducibility_on_a_hand_made_case():
 def test_convergence_trace_has_one_row_per_snapshot_with_jax_moseqs_likelihood(checkpoints):
     import keypoint_moseq as kpms
     from jax_moseq.models.keypoint_slds import model_likelihood
-
     from kpms_flow.selection import convergence_trace
 
     trace = convergence_trace(checkpoints[0])
@@ -187,9 +188,8 @@ def test_choose_is_the_argmax_and_the_window_note():
 # ---------------------------------------------------------------- the rule's outputs
 def test_select_writes_every_output_and_links_the_argmax(checkpoints, tmp_path):
     import keypoint_moseq as kpms
-
     from kpms_flow.model import save_training_data
-    from kpms_flow.selection import _select
+    from kpms_flow.selection import _select, summary_lines
 
     _, data, metadata, _ = kpms.load_checkpoint(path=str(checkpoints[0]))
     data_path = tmp_path / "data.h5"
@@ -241,6 +241,12 @@ def test_select_writes_every_output_and_links_the_argmax(checkpoints, tmp_path):
     assert len(convergence) == 3 * len(ITERATIONS)
     for key in ("eml_plot", "stability_plot", "convergence_plot"):
         assert out[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", key
+
+    lines = summary_lines(eml, pairwise, stability, convergence, [300, 400])
+    assert lines[0] == f"chosen model: {names[winner]} of 3 restarts (highest EML)"
+    median = f"median pairwise NMI between restarts {pairwise['nmi'].median():.2f}"
+    assert any(median in line for line in lines), lines
+    assert any("3 saved iterations per fit are too few" in line for line in lines), lines
 
 
 def test_select_refuses_mismatched_inputs(checkpoints, tmp_path):
