@@ -314,7 +314,14 @@ def init_arhmm(data, pca, kcfg, kappa: float, seed: int, fps: float | None):
             kcfg["cen_hypparams"],
             sigmasq_loc=float(kpms.estimate_sigmasq_loc(data["Y"], data["mask"], filter_size)),
         )
-    return kpms.init_model(data, pca=pca, seed=int(seed), **kcfg)
+    seed = int(seed)
+    if kcfg.get("location_aware"):
+        # keypoint-moseq 0.8.1's location-aware init takes only a PRNG key ("invalid PRNG
+        # key data" for an int); the same key an int seed makes in the standard model.
+        import jax
+
+        seed = jax.random.PRNGKey(seed)
+    return kpms.init_model(data, pca=pca, seed=seed, **kcfg)
 
 
 def continue_with_kappa(checkpoint_path, kappa: float):
