@@ -67,7 +67,9 @@ for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits
         summary[f"search_{stage}"] += "; the final fit drifted out of the window"
 if "eml" in inp.keys():
     summary.update(
-        selection_checks(*(pd.read_csv(inp[name], sep="\t") for name in SELECTION_TABLES))
+        selection_checks(
+            *(pd.read_csv(inp[name], sep="\t") for name in SELECTION_TABLES), p.target_duration_ms
+        )
     )
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))

@@ -76,12 +76,12 @@ def selection_tables(chosen_inside: bool, trending: bool):
 
 def test_model_selection_is_summarised_with_the_delivered_models_kappa_and_stability():
     summary = dict(BASE, target_duration_ms=[300, 400])
-    summary.update(selection_checks(*selection_tables(chosen_inside=True, trending=False)))
+    summary.update(selection_checks(*selection_tables(chosen_inside=True, trending=False), [300, 400]))
     assert summary["selection_chosen"] == "restart_1" and summary["selection_chosen_seed"] == 1
     assert summary["kappa_full_model"] == 1e3
     assert summary["selection_median_pairwise_nmi"] == 0.6
     assert (summary["selection_reproduced_syllables"], summary["selection_frequent_syllables"]) == (3, 4)
-    assert summary["selection_chosen_outside_window"] is False
+    assert summary["selection_window_note"] == ""
     text = format_summary(summary)
     assert "model selection: restart_1 (seed 1) of 3 restarts" in text
     assert "median NMI between restarts 0.60; 3 of the chosen model's 4 frequent syllables" in text
@@ -90,9 +90,9 @@ def test_model_selection_is_summarised_with_the_delivered_models_kappa_and_stabi
 
 def test_a_chosen_model_outside_the_window_and_a_rising_fit_are_warnings():
     summary = dict(BASE, target_duration_ms=[300, 400])
-    summary.update(selection_checks(*selection_tables(chosen_inside=False, trending=True)))
-    assert summary["selection_chosen_outside_window"] is True
+    summary.update(selection_checks(*selection_tables(chosen_inside=False, trending=True), [300, 400]))
+    assert "restart_0, restart_2 lie(s) inside" in summary["selection_window_note"]
     assert summary["selection_trending_fits"] == "restart_2"
     text = format_summary(summary)
     assert "WARNING: log-likelihood still rising at the end of restart_2" in text
-    assert "WARNING: the chosen model's median duration is outside the target 300-400 ms" in text
+    assert "WARNING: the chosen model (restart_1, highest EML) has a median syllable duration of 500 ms" in text

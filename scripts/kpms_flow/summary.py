@@ -181,16 +181,18 @@ def selection_checks(
     pairwise: pd.DataFrame,
     stability: pd.DataFrame,
     convergence: pd.DataFrame,
+    target_ms=None,
 ) -> dict:
     """The model selection's outcome for the summary (``results/selection/*.tsv``).
 
     Returns the chosen restart and its EML, the delivered model's kappa, the median
     pairwise NMI between restarts, how many of the chosen model's frequent syllables most
-    restarts reproduce, the fits still trending at their end, and whether the chosen model
-    lies outside the target window while another restart is inside it.
+    restarts reproduce, the fits still trending at their end, and a note when the chosen
+    model lies outside the target window while another restart is inside it.
     """
+    from .selection import window_note
+
     chosen = eml[eml["chosen"].astype(bool)].iloc[0]
-    inside = eml["in_target_window"].astype(bool)
     trending = sorted(
         convergence.loc[convergence["still_trending"].astype(bool), "restart"].unique().tolist()
     )
@@ -205,7 +207,7 @@ def selection_checks(
         "selection_frequent_syllables": int(len(stability)),
         "selection_reproduced_syllables": int(stability["reproduced"].astype(bool).sum()),
         "selection_trending_fits": ", ".join(trending),
-        "selection_chosen_outside_window": bool(not bool(chosen["in_target_window"]) and inside.any()),
+        "selection_window_note": window_note(eml, str(chosen["restart"]), target_ms) or "",
     }
 
 
@@ -229,11 +231,8 @@ def _selection_lines(summary: dict, span: str) -> tuple[list[str], list[str]]:
             f"  WARNING: log-likelihood still rising at the end of {summary['selection_trending_fits']}"
             " (results/selection/convergence.png): more iterations (full_model.num_iters)"
         )
-    if summary.get("selection_chosen_outside_window"):
-        warnings.append(
-            f"  WARNING: the chosen model's median duration is outside the target {span} while "
-            "another restart's is inside (results/selection/eml.tsv)"
-        )
+    if summary.get("selection_window_note"):
+        warnings.append(f"  WARNING: {summary['selection_window_note']}")
     return lines, warnings
 
 
