@@ -26,19 +26,6 @@ rule outlier_qa:
         "../../scripts/outlier_qa.py"
 
 
-# A training budget (kpms_flow.qa.budget_exclusions) adds its params only when set, so
-# runs without one keep their params (and their results) as before.
-def training_budget_params():
-    if not any(v is not None for v in config["training_budget"].values()):
-        return {}
-    return {
-        "budget": config["training_budget"],
-        "groups": {s: SESSION_ROWS[s]["group"] for s in TRAIN_SESSIONS},
-        "seed": config["seed"],
-        "latent_dim": config["latent_dim"],
-    }
-
-
 # The one decider of the training set: only training sessions' QA feeds it, so adding a
 # train: false session changes nothing upstream of the model.
 rule training_set:
