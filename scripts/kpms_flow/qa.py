@@ -208,10 +208,11 @@ def budget_exclusions(
     share and above it minus one session, and the chosen sessions of every group are a
     prefix of that group's seeded order. Stability, the property guaranteed: a
     session's place in the order depends only on the seed and its name, so appending
-    sessions never reorders the existing ones; it moves each group's cut in that order
-    by at most the change in the group's share. Per group, the existing sessions chosen
-    before and after are nested (one set contains the other), never a reshuffle. A larger
-    budget (same table and seed) chooses a superset.
+    sessions never reorders the existing ones; it only moves each group's cut in that
+    order (the group's share changes, and a new session may take a place before the cut).
+    Per group, the existing sessions chosen before and after are nested (one set contains
+    the other), never a reshuffle. A larger budget (same table and seed) chooses a
+    superset.
 
     Parameters
     ----------
