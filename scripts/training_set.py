@@ -1,4 +1,4 @@
-"""Rule training_set: which training sessions pass QA and train the model, and why not."""
+"""Rule training_set: which training sessions pass QA and fit the training budget, and why not."""
 
 import sys
 
@@ -14,7 +14,15 @@ from kpms_flow.runtime import log_to
 log = log_to(snakemake.log[0])  # noqa: F821
 
 rows = pd.concat([pd.read_csv(path, sep="\t") for path in snakemake.input], ignore_index=True)  # noqa: F821
-table = training_set(rows, snakemake.params.thresholds)  # noqa: F821
+p = snakemake.params  # noqa: F821
+table = training_set(
+    rows,
+    p.thresholds,
+    budget=p.get("budget"),
+    groups=p.get("groups"),
+    seed=p.get("seed", 0),
+    latent_dim=p.get("latent_dim", "auto"),
+)
 for row in table[~table["used_for_training"]].itertuples():
     log.warning("session %s excluded from training: %s", row.session, row.exclusion_reason)
 if not table["used_for_training"].any():
@@ -23,4 +31,4 @@ if not table["used_for_training"].any():
         + "; ".join(f"{r.session}: {r.exclusion_reason}" for r in table.itertuples())
     )
 write_table(snakemake.output[0], table)  # noqa: F821
-log.info("%d of %d training sessions pass QA", int(table["used_for_training"].sum()), len(table))
+log.info("%d of %d training sessions train the model", int(table["used_for_training"].sum()), len(table))

@@ -36,6 +36,10 @@ def run_summary(
         "training_sessions": len(training_sessions),
         "applied_sessions": len(syllables) - len(training_sessions),
         "excluded_sessions": int((qa["train_requested"] & ~qa["passes_qa"]).sum()),
+        # passing QA but left out by the training budget (kpms_flow.qa.budget_exclusions)
+        "over_budget_sessions": int(
+            (qa["train_requested"] & qa["passes_qa"] & ~qa["used_for_training"]).sum()
+        ),
         "frames": int(pooled.size),
         "fps": fps,
         "latent_dim": int(latent_dim),
@@ -243,8 +247,13 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
         f"  sessions: {summary['training_sessions']} trained, "
         f"{summary['applied_sessions']} applied with the frozen model"
     )
+    left_out = []
     if summary["excluded_sessions"]:
-        text += f" ({summary['excluded_sessions']} excluded by QA)"
+        left_out.append(f"{summary['excluded_sessions']} excluded by QA")
+    if summary.get("over_budget_sessions"):
+        left_out.append(f"{summary['over_budget_sessions']} over the training budget")
+    if left_out:
+        text += f" ({', '.join(left_out)})"
     lines.append(text)
     for session in sessions or []:
         if not session["used_for_training"]:

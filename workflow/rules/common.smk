@@ -445,3 +445,16 @@ def session_fit_resources(iterations):
             frames(input), iterations, attempt
         ),
     }
+
+
+# ---- training budget (rule training_set, kpms_flow.qa.budget_exclusions) ----
+# Its params only when a budget is set, so runs without one keep their params (and results).
+def training_budget_params():
+    if not any(v is not None for v in config["training_budget"].values()):
+        return {}
+    return {
+        "budget": config["training_budget"],
+        "groups": {s: SESSION_ROWS[s]["group"] for s in TRAIN_SESSIONS},
+        "seed": config["seed"],
+        "latent_dim": config["latent_dim"],
+    }

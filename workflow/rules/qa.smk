@@ -38,6 +38,7 @@ rule training_set:
     conda:
         "../../envs/kpms-flow.yaml"
     params:
+        **training_budget_params(),
         thresholds=config["qa"],
     script:
         "../../scripts/training_set.py"
