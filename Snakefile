@@ -26,6 +26,7 @@ include: "workflow/rules/reindex.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/provenance.smk"
 
 
 rule all:

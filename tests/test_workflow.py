@@ -42,6 +42,7 @@ EVERY_STAGE = {
     "plot_ground_truth": 1,
     "grid_movies": 1,
     "table_view": 5,
+    "provenance": 1,
     "all": 1,
 }
 
@@ -113,6 +114,22 @@ def test_qa_summary_and_run_summary(demo_run):
     )
     assert 0 <= summary["nmi"] <= 1
     assert "median syllable duration" in (workdir / "results" / "summary.txt").read_text()
+
+
+def test_provenance_names_the_model_sessions_and_versions(demo_run):
+    import hashlib
+    import json
+
+    workdir, _, _ = demo_run
+    record = json.loads((workdir / "results" / "provenance.json").read_text())
+    model = (workdir / "results" / "model" / "checkpoint.h5").read_bytes()
+    assert record["model"]["sha256"] == hashlib.sha256(model).hexdigest()
+    assert record["sessions"]["train"] == TRAIN and record["sessions"]["applied"] == DEMO_SESSIONS[4:]
+    assert all(len(s["source_sha256"]) == 64 for s in record["sessions"]["sources"])
+    assert record["packages"]["keypoint-moseq"] == "0.8.1"
+    assert record["seeds"] == {"seed": 0}
+    assert record["config"]["kappa_search"]["enabled"] is True  # a schema default, filled in
+    assert set(record["kappa"]) == {"arhmm", "full_model"}
 
 
 def test_second_invocation_schedules_nothing(demo_run):

@@ -121,6 +121,7 @@ def final_outputs():
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
+        "results/provenance.json",  # workflow/rules/provenance.smk
     ]
 
 
