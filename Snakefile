@@ -27,6 +27,7 @@ include: "workflow/rules/results.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/nwb.smk"
 
 
 rule all:

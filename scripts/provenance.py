@@ -1,9 +1,10 @@
-"""Rule provenance: the versions, config, seeds, sessions, kappas and model behind a run."""
+"""Rule provenance: the model's provenance with the sessions and the effective config."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -18,21 +19,15 @@ training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
 record = provenance_record(
     p.config,
-    inp.model,
+    json.loads(Path(inp.model).read_text()),
     inp.keypoints,
     p.train_sessions,
     used,
-    workflow_dir=Path(snakemake.scriptdir).parent,  # noqa: F821
-    kappa_tables=inp.kappa,
-    fit_tables=inp.fits,
-    configured_kappa=p.kappa,
 )
 write_provenance(snakemake.output[0], record)  # noqa: F821
 log.info(
-    "model sha256 %s; kpms-flow %s at %s; %d train, %d applied sessions",
-    record["model"]["sha256"][:12],
-    record["kpms_flow"]["version"],
-    record["kpms_flow"]["commit"],
+    "%d train, %d applied, %d excluded sessions",
     len(record["sessions"]["train"]),
     len(record["sessions"]["applied"]),
+    len(record["sessions"]["excluded"]),
 )

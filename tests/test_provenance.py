@@ -16,6 +16,7 @@ from kpms_flow.provenance import (
     chosen_kappas,
     find_seeds,
     git_state,
+    model_provenance,
     package_versions,
     project_version,
     provenance_record,
@@ -62,10 +63,10 @@ def run_files(tmp_path):
 def test_record_names_versions_config_seeds_sessions_kappas_and_model(run_files, tmp_path):
     model, files, chosen, metrics, workflow = run_files
     config = {"seed": 3, "kappa_search": {"enabled": True, "seed_offset": 5}, "fps": 30}
-    record = provenance_record(
-        config, model, files, ["a", "b"], ["a"], workflow,
-        kappa_tables=[chosen], fit_tables=[metrics],
+    model_record = model_provenance(
+        model, chosen_kappas([chosen], [metrics]), find_seeds(config), workflow
     )
+    record = provenance_record(config, model_record, files, ["a", "b"], ["a"])
     assert record["model"]["sha256"] == hashlib.sha256(b"model bytes").hexdigest()
     assert record["packages"]["keypoint-moseq"] == metadata.version("keypoint-moseq")
     assert set(record["packages"]) >= {"keypoint-moseq", "jax-moseq", "jax", "jaxlib", "snakemake", "numpy"}

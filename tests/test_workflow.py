@@ -42,7 +42,9 @@ EVERY_STAGE = {
     "plot_ground_truth": 1,
     "grid_movies": 1,
     "table_view": 5,
+    "model_provenance": 1,
     "provenance": 1,
+    "export_nwb": 5,
     "all": 1,
 }
 
@@ -130,6 +132,26 @@ def test_provenance_names_the_model_sessions_and_versions(demo_run):
     assert record["seeds"] == {"seed": 0}
     assert record["config"]["kappa_search"]["enabled"] is True  # a schema default, filled in
     assert set(record["kappa"]) == {"arhmm", "full_model"}
+
+
+def test_nwb_files_validate_and_hold_each_sessions_bouts(demo_run):
+    import warnings
+
+    import pynwb
+    from kpms_flow.nwb_export import read_bouts
+
+    workdir, _, _ = demo_run
+    for session in [TRAIN[0], DEMO_SESSIONS[4]]:  # a training session and the applied one
+        path = workdir / "results" / "nwb" / f"{session}.nwb"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert pynwb.validate(path=str(path)) == []
+        labels = pd.read_csv(workdir / "results" / "syllables" / f"{session}.csv")["syllable"].to_numpy()
+        bouts = read_bouts(path)
+        assert len(bouts) == 1 + np.count_nonzero(np.diff(labels))
+        assert bouts["syllable"].tolist() == labels[np.r_[True, np.diff(labels) != 0]].tolist()
+        assert bouts["label"].tolist() == [str(s) for s in bouts["syllable"]]
+        assert bouts["stop_time"].iloc[-1] == pytest.approx(1800 / 30)
 
 
 def test_second_invocation_schedules_nothing(demo_run):

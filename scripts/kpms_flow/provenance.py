@@ -1,7 +1,9 @@
 """What produced a run's results: versions, effective config, seeds, sessions, kappas, model.
 
-``results/provenance.json`` (rule ``provenance``) is built from :func:`provenance_record`; the
-NWB export embeds :func:`model_provenance`, the part that describes the model alone.
+``results/provenance/model.json`` (rule ``model_provenance``, :func:`model_provenance`)
+describes the model alone: the NWB export embeds it, and a new session does not change it.
+``results/provenance.json`` (rule ``provenance``, :func:`provenance_record`) adds the sessions
+and the whole effective config.
 """
 
 from __future__ import annotations
@@ -163,14 +165,10 @@ def model_provenance(checkpoint, kappas: dict, seeds: dict, workflow_dir) -> dic
 
 def provenance_record(
     config: dict,
-    checkpoint,
+    model_record: dict,
     keypoint_files,
     train_sessions,
     used_for_training,
-    workflow_dir,
-    kappa_tables=(),
-    fit_tables=(),
-    configured_kappa=None,
 ) -> dict:
     """The whole run's provenance (``results/provenance.json``).
 
@@ -178,21 +176,12 @@ def provenance_record(
     ----------
     config : dict
         The effective config (schema defaults filled in).
-    checkpoint : path
-        The delivered model (``results/model/checkpoint.h5``).
+    model_record : dict
+        The model's provenance (:func:`model_provenance`, ``results/provenance/model.json``).
     keypoint_files, train_sessions, used_for_training
         See :func:`session_sources`.
-    workflow_dir : path
-        The workflow's folder (its ``pyproject.toml`` and git checkout).
-    kappa_tables, fit_tables, configured_kappa
-        See :func:`chosen_kappas`.
     """
-    record = model_provenance(
-        checkpoint,
-        chosen_kappas(kappa_tables, fit_tables, configured_kappa),
-        find_seeds(config),
-        workflow_dir,
-    )
+    record = dict(model_record)
     sessions = session_sources(keypoint_files, train_sessions, used_for_training)
     record["sessions"] = {
         "train": [s["session"] for s in sessions if s["role"] == "train"],

@@ -122,6 +122,7 @@ def final_outputs():
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
         "results/provenance.json",  # workflow/rules/provenance.smk
+        *expand("results/nwb/{session}.nwb", session=SESSIONS.index),  # nwb.smk
     ]
 
 
