@@ -26,6 +26,15 @@ if not fps:
         "the session's fps column or config key 'fps'"
     )
 results = read_session_results(inp[0], session)
+names = {"names": None, "descriptions": None, "labeling_method": "automated"}
+if inp.mapping:  # names and merges (config key syllable_table), on a copy of the results
+    from kpms_flow.syllable_names import apply_mapping, names_of, read_mapping
+
+    mapping = read_mapping(inp.mapping[0])
+    results = apply_mapping(results, mapping)
+    syllable_names, descriptions = names_of(mapping)
+    # people named or merged the model's syllables: ndx-ethogram's "curated"
+    names = {"names": syllable_names, "descriptions": descriptions, "labeling_method": "curated"}
 data = SessionSyllables(
     session=session,
     syllable=results["syllable"],
@@ -46,6 +55,7 @@ export_session_nwb(
     animal=p.animal if isinstance(p.animal, str) else "",  # empty cells read as NaN
     metadata=dict(p.metadata),
     skeleton=p.skeleton,
+    **names,
 )
 log.info(
     "%s: %d frames at %s fps, %d bouts of %d syllables -> %s",

@@ -23,7 +23,16 @@ from kpms_flow.summary import (
 log = log_to(snakemake.log[0])  # noqa: F821
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
-syllables = {Path(f).stem: pd.read_csv(f)["syllable"].to_numpy() for f in inp.syllables}
+tables = {Path(f).stem: pd.read_csv(f) for f in inp.syllables}
+syllables = {session: table["syllable"].to_numpy() for session, table in tables.items()}
+# Names from the syllable table (config key syllable_table), where the CSVs carry them.
+named = {
+    int(s): str(n)
+    for table in tables.values()
+    if "syllable_name" in table
+    for s, n in table[["syllable", "syllable_name"]].drop_duplicates().itertuples(index=False)
+    if str(n) != str(s)
+}
 training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
 _, fps, _ = read_training_attrs(inp.data)
@@ -58,9 +67,13 @@ summary.update(duration_checks(summary, p.target_duration_ms, final_fits, chosen
 for stage, status in [(s, summary.get(f"search_status_{s}")) for s in final_fits]:
     if status == "drifted":
         summary[f"search_{stage}"] += "; the final fit drifted out of the window"
+if named:
+    summary["syllable_names"] = ", ".join(f"{s} {named[s]}" for s in sorted(named))
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
 write_text(out.json, summary_json(summary, sessions))
 text = format_summary(summary, sessions)
+if named:
+    text = text.rstrip("\n") + f"\n  syllable names: {summary['syllable_names']}\n"
 write_text(out.text, text)
 log.info("\n%s", text)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import dry_run_jobs
+from conftest import copy_run, dry_run_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -152,6 +152,31 @@ def test_nwb_files_validate_and_hold_each_sessions_bouts(demo_run):
         assert bouts["syllable"].tolist() == labels[np.r_[True, np.diff(labels) != 0]].tolist()
         assert bouts["label"].tolist() == [str(s) for s in bouts["syllable"]]
         assert bouts["stop_time"].iloc[-1] == pytest.approx(1800 / 30)
+
+
+def test_a_syllable_table_reruns_only_the_cheap_downstream_jobs(demo_run, tmp_path):
+    import yaml
+
+    workdir, config, _ = demo_run
+    copy = copy_run(workdir, tmp_path / "named")
+    (copy / "config" / "syllables.tsv").write_text(
+        "syllable\tname\tmerge_into\tdescription\n0\twalk\t\t\n2\t\t1\tlooks like 1\n"
+    )
+    named = yaml.safe_load(config.read_text()) | {"syllable_table": "config/syllables.tsv"}
+    named_config = copy / "config" / "named.yaml"
+    named_config.write_text(yaml.safe_dump(named))
+    # no fit, extraction, application or figure of the model: the CSVs, NWB files and
+    # what reads them
+    assert dry_run_jobs(copy, named_config) == {
+        "syllable_mapping": 1,
+        "export_session": 5,
+        "export_nwb": 5,
+        "run_summary": 1,
+        "plot_ground_truth": 1,
+        "table_view": 1,
+        "provenance": 1,
+        "all": 1,
+    }
 
 
 def test_second_invocation_schedules_nothing(demo_run):

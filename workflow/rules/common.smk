@@ -111,6 +111,11 @@ def ground_truth_files(wildcards):
     return [f for f in files if f in made or Path(f).exists()]
 
 
+def syllable_mapping_file():
+    """Syllable names and merges (workflow/rules/syllable_names.smk), when configured."""
+    return ["results/names/mapping.tsv"] if config["syllable_table"] else []
+
+
 def final_outputs():
     return [
         "results/summary.txt",

@@ -10,6 +10,7 @@ rule export_nwb:
         keypoints="results/keypoints/{session}.h5",
         model="results/provenance/model.json",
         source=session_source,
+        mapping=syllable_mapping_file(),
     output:
         "results/nwb/{session}.nwb",
     log:
