@@ -37,9 +37,16 @@ SUMMARIES = {
     "group_statistics": 1,
     "plot_ground_truth": 1,
     "table_view": 3,
+    "provenance": 1,  # lists the sessions
     "all": 1,
 }
-NEW_SESSION_JOBS = {"load_keypoints": 1, "outlier_qa": 1, "apply_model": 1, "export_session": 1}
+NEW_SESSION_JOBS = {
+    "load_keypoints": 1,
+    "outlier_qa": 1,
+    "apply_model": 1,
+    "export_session": 1,
+    "export_nwb": 1,
+}
 REFIT = ["format_data", "fit_pca", "fit_arhmm", "fit_full_model", "reindex_syllables"]
 
 
@@ -230,6 +237,7 @@ def test_plot_option_reruns_only_plots(added_session):
         "group_statistics",
         "plot_ground_truth",
         "table_view",  # the HTML view of stats_df, redrawn from group_statistics
+        "provenance",  # records the effective config
         "all",
     }
     assert set(jobs) <= plot_rules and "plot_pca" in jobs, jobs

@@ -201,3 +201,20 @@ def test_source_with_a_current_ndx_pose_skeletons_container(tmp_path):
         skeletons = nwb.processing["behavior"]["Skeletons"].skeletons
         assert sorted(skeletons) == sorted(["mouse", NAMES["skeleton"]])
     assert read_bouts(out)["syllable"].tolist() == [0, 2, 1, 0]
+
+
+def test_3d_keypoints_and_centroid(tmp_path):
+    source = tmp_path / "s1.mat"
+    source.write_bytes(b"pose")
+    data = session()
+    rng = np.random.default_rng(1)
+    data.coordinates = rng.normal(size=(10, 3, 3))
+    data.centroid = rng.normal(size=(10, 3))
+    out = tmp_path / "s1.nwb"
+    export_session_nwb(out, data, PROVENANCE, source, "dannce")
+    assert pynwb_errors(out) == []
+    io, nwb = read_module(out)
+    with io:
+        module = nwb.processing["behavior"]
+        assert module[NAMES["pose"]].pose_estimation_series["tail"].data.shape == (10, 3)
+        np.testing.assert_allclose(module[NAMES["centroid"]]["centroid"].data[:], data.centroid)
