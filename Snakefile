@@ -28,6 +28,9 @@ include: "workflow/rules/reindex.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/provenance.smk"
+include: "workflow/rules/nwb.smk"
+include: "workflow/rules/syllable_names.smk"
 
 
 rule all:

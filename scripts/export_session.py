@@ -17,6 +17,13 @@ session = snakemake.wildcards.session  # noqa: F821
 fps = read_session(inp.keypoints).fps or snakemake.params.fps  # noqa: F821
 if not fps:
     log.warning("%s: frame rate unknown (no fps in the file, video, table or config): time_s left empty", session)
-table = session_table(read_session_results(inp[0], session), fps=fps)
+results = read_session_results(inp[0], session)
+if inp.mapping:  # names and merges (config key syllable_table), on a copy of the results
+    from kpms_flow.syllable_names import apply_mapping, named_table, read_mapping
+
+    mapping = read_mapping(inp.mapping[0])
+    table = named_table(session_table(apply_mapping(results, mapping), fps=fps), mapping, results["syllable"])
+else:
+    table = session_table(results, fps=fps)
 write_table(snakemake.output[0], table)  # noqa: F821
 log.info("%s: %d frames at %s fps, %d syllables used", session, len(table), fps, table["syllable"].nunique())

@@ -26,7 +26,16 @@ SELECTION_TABLES = ("eml", "pairwise", "stability", "convergence")
 log = log_to(snakemake.log[0])  # noqa: F821
 inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 
-syllables = {Path(f).stem: pd.read_csv(f)["syllable"].to_numpy() for f in inp.syllables}
+tables = {Path(f).stem: pd.read_csv(f) for f in inp.syllables}
+syllables = {session: table["syllable"].to_numpy() for session, table in tables.items()}
+# Names from the syllable table (config key syllable_table), where the CSVs carry them.
+named = {
+    int(s): str(n)
+    for table in tables.values()
+    if "syllable_name" in table
+    for s, n in table[["syllable", "syllable_name"]].drop_duplicates().itertuples(index=False)
+    if str(n) != str(s)
+}
 training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 used = training.loc[training["used_for_training"].astype(bool), "session"].tolist()
 _, fps, _ = read_training_attrs(inp.data)
@@ -71,9 +80,13 @@ if "eml" in inp.keys():
             *(pd.read_csv(inp[name], sep="\t") for name in SELECTION_TABLES), p.target_duration_ms
         )
     )
+if named:
+    summary["syllable_names"] = ", ".join(f"{s} {named[s]}" for s in sorted(named))
 sessions = session_details(qa, used)
 write_table(out.table, pd.DataFrame([summary]))
 write_text(out.json, summary_json(summary, sessions))
 text = format_summary(summary, sessions)
+if named:
+    text = text.rstrip("\n") + f"\n  syllable names: {summary['syllable_names']}\n"
 write_text(out.text, text)
 log.info("\n%s", text)

@@ -37,9 +37,16 @@ SUMMARIES = {
     "group_statistics": 1,
     "plot_ground_truth": 1,
     "table_view": 3,
+    "provenance": 1,  # lists the sessions
     "all": 1,
 }
-NEW_SESSION_JOBS = {"load_keypoints": 1, "outlier_qa": 1, "apply_model": 1, "export_session": 1}
+NEW_SESSION_JOBS = {
+    "load_keypoints": 1,
+    "outlier_qa": 1,
+    "apply_model": 1,
+    "export_session": 1,
+    "export_nwb": 1,
+}
 # A refit: training data, PCA, every restart's fit chain, the selection, the reindexed model.
 RESTARTS = yaml.safe_load(TEST_CONFIG.read_text())["restarts"]["num_restarts"]
 FITS = {"fit_arhmm": RESTARTS, "fit_full_model": RESTARTS, "select_model": 1}
@@ -238,6 +245,7 @@ def test_plot_option_reruns_only_plots(added_session):
         "group_statistics",
         "plot_ground_truth",
         "table_view",  # the HTML view of stats_df, redrawn from group_statistics
+        "provenance",  # records the effective config
         "all",
     }
     assert set(jobs) <= plot_rules and "plot_pca" in jobs, jobs

@@ -45,6 +45,7 @@ ITEMS = {
     "results/report/groups/stats_df.html": "Groups",
     "results/report/summary.html": "Run summary",
     "results/figures/ground_truth_confusion.png": "Run summary",
+    "results/provenance.json": "Provenance",
 }
 NEW_RULES = {
     "plot_progress": 2,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import dry_run_jobs
+from conftest import copy_run, dry_run_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -44,6 +44,9 @@ EVERY_STAGE = {
     "plot_ground_truth": 1,
     "grid_movies": 1,
     "table_view": 7,
+    "model_provenance": 1,
+    "provenance": 1,
+    "export_nwb": 5,
     "all": 1,
 }
 
@@ -115,6 +118,67 @@ def test_qa_summary_and_run_summary(demo_run):
     )
     assert 0 <= summary["nmi"] <= 1
     assert "median syllable duration" in (workdir / "results" / "summary.txt").read_text()
+
+
+def test_provenance_names_the_model_sessions_and_versions(demo_run):
+    import hashlib
+    import json
+
+    workdir, _, _ = demo_run
+    record = json.loads((workdir / "results" / "provenance.json").read_text())
+    model = (workdir / "results" / "model" / "checkpoint.h5").read_bytes()
+    assert record["model"]["sha256"] == hashlib.sha256(model).hexdigest()
+    assert record["sessions"]["train"] == TRAIN and record["sessions"]["applied"] == DEMO_SESSIONS[4:]
+    assert all(len(s["source_sha256"]) == 64 for s in record["sessions"]["sources"])
+    assert record["packages"]["keypoint-moseq"] == "0.8.1"
+    assert record["seeds"] == {"seed": 0}
+    assert record["config"]["kappa_search"]["enabled"] is True  # a schema default, filled in
+    assert set(record["kappa"]) == {"arhmm", "full_model"}
+
+
+def test_nwb_files_validate_and_hold_each_sessions_bouts(demo_run):
+    import warnings
+
+    import pynwb
+    from kpms_flow.nwb_export import read_bouts
+
+    workdir, _, _ = demo_run
+    for session in [TRAIN[0], DEMO_SESSIONS[4]]:  # a training session and the applied one
+        path = workdir / "results" / "nwb" / f"{session}.nwb"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert pynwb.validate(path=str(path)) == []
+        labels = pd.read_csv(workdir / "results" / "syllables" / f"{session}.csv")["syllable"].to_numpy()
+        bouts = read_bouts(path)
+        assert len(bouts) == 1 + np.count_nonzero(np.diff(labels))
+        assert bouts["syllable"].tolist() == labels[np.r_[True, np.diff(labels) != 0]].tolist()
+        assert bouts["label"].tolist() == [str(s) for s in bouts["syllable"]]
+        assert bouts["stop_time"].iloc[-1] == pytest.approx(1800 / 30)
+
+
+def test_a_syllable_table_reruns_only_the_cheap_downstream_jobs(demo_run, tmp_path):
+    import yaml
+
+    workdir, config, _ = demo_run
+    copy = copy_run(workdir, tmp_path / "named")
+    (copy / "config" / "syllables.tsv").write_text(
+        "syllable\tname\tmerge_into\tdescription\n0\twalk\t\t\n2\t\t1\tlooks like 1\n"
+    )
+    named = yaml.safe_load(config.read_text()) | {"syllable_table": "config/syllables.tsv"}
+    named_config = copy / "config" / "named.yaml"
+    named_config.write_text(yaml.safe_dump(named))
+    # no fit, extraction, application or figure of the model: the CSVs, NWB files and
+    # what reads them
+    assert dry_run_jobs(copy, named_config) == {
+        "syllable_mapping": 1,
+        "export_session": 5,
+        "export_nwb": 5,
+        "run_summary": 1,
+        "plot_ground_truth": 1,
+        "table_view": 1,
+        "provenance": 1,
+        "all": 1,
+    }
 
 
 def test_second_invocation_schedules_nothing(demo_run):

@@ -174,6 +174,11 @@ def noise_model_truth(wildcards):
     return [path] if path == rules.demo_data.output.generator or Path(path).exists() else []
 
 
+def syllable_mapping_file():
+    """Syllable names and merges (workflow/rules/syllable_names.smk), when configured."""
+    return ["results/names/mapping.tsv"] if config["syllable_table"] else []
+
+
 def final_outputs():
     return [
         "results/summary.txt",
@@ -185,6 +190,8 @@ def final_outputs():
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
+        "results/provenance.json",  # workflow/rules/provenance.smk
+        *expand("results/nwb/{session}.nwb", session=SESSIONS.index),  # nwb.smk
     ]
 
 

@@ -57,6 +57,7 @@ rule export_session:
     input:
         session_results_h5,
         keypoints="results/keypoints/{session}.h5",
+        mapping=syllable_mapping_file(),
     output:
         "results/syllables/{session}.csv",
     log:
