@@ -23,7 +23,8 @@ if not fps:
     raise InputError(
         f"{clean.source_path}: session {session} has no frame rate (none in the file, its "
         "video or the sessions table, and config key 'fps' is empty); NWB needs one: set "
-        "the session's fps column or config key 'fps'"
+        "the session's fps column or config key 'fps' (or leave NWB files out: config key "
+        "'nwb.enabled: false')"
     )
 results = read_session_results(inp[0], session)
 names = {"names": None, "descriptions": None, "labeling_method": "automated"}

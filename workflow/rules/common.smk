@@ -171,7 +171,11 @@ def noise_model_truth(wildcards):
     if not config["ground_truth_dir"] or not calibration_input():
         return []
     path = f"{config['ground_truth_dir']}/params.json"
-    return [path] if path == rules.demo_data.output.generator or Path(path).exists() else []
+    return (
+        [path]
+        if path == rules.demo_data.output.generator or Path(path).exists()
+        else []
+    )
 
 
 def syllable_mapping_file():
@@ -191,7 +195,11 @@ def final_outputs():
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
         "results/provenance.json",  # workflow/rules/provenance.smk
-        *expand("results/nwb/{session}.nwb", session=SESSIONS.index),  # nwb.smk
+        *(
+            expand("results/nwb/{session}.nwb", session=SESSIONS.index)  # nwb.smk
+            if config["nwb"]["enabled"]
+            else []
+        ),
     ]
 
 
