@@ -120,7 +120,8 @@ def chosen_kappas(kappa_tables=(), fit_tables=(), configured=None) -> dict[str, 
     kappa_tables : iterable of path
         ``results/search/<stage>/chosen.tsv`` (kappa search on).
     fit_tables : iterable of path
-        ``results/fits/<stage>/metrics.tsv`` (the final fits; the full model's only).
+        ``results/fits/restart_<r>/<stage>/metrics.tsv`` (the delivered restart's final
+        fits).
     configured : dict, optional
         stage -> kappa from the config (kappa search off).
     """

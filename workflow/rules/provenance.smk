@@ -10,7 +10,9 @@ rule model_provenance:
     input:
         model="results/model/checkpoint.h5",
         kappa=kappa_tables(),
-        fits=expand("results/fits/{stage}/metrics.tsv", stage=STAGES),
+        # every restart's fits; the delivered one is the selection's choice (or restart 0)
+        fits=[fit_path(stage, r, "metrics.tsv") for r in RESTARTS for stage in STAGES],
+        selection=["results/selection/eml.tsv"] if SELECTION else [],
     output:
         "results/provenance/model.json",
     log:
