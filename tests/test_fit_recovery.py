@@ -480,11 +480,12 @@ def test_nans_are_retried_with_larger_jitter_then_fail_clearly(tiny_data, tmp_pa
 @pytest.mark.workflow  # a real fit (in-process)
 def test_location_aware_model_is_fitted_resumed_and_applied(tiny_data, tmp_path):
     """config location_aware reaches keypoint-moseq's init_model, fit_model (through FitSpec,
-    also when resuming) and apply_model: the fitted and applied models are allo_keypoint_slds
-    models (they carry its location parameters), and their sweeps beat the watchdog."""
+    also for a fit continued from a checkpoint, as the full model continues the AR-HMM) and
+    apply_model: the fitted and applied models are allo_keypoint_slds models (they carry its
+    location parameters)."""
     import keypoint_moseq as kpms
 
-    from kpms_flow.fitting import FitSpec, init_arhmm, run_fit
+    from kpms_flow.fitting import FitSpec, continue_with_kappa, init_arhmm, run_fit
 
     data, metadata, pca, kcfg = tiny_data
     kcfg = dict(kcfg, location_aware=True)
@@ -494,11 +495,13 @@ def test_location_aware_model_is_fitted_resumed_and_applied(tiny_data, tmp_path)
     assert {"delta_h", "delta_v"} <= set(model["params"])
     with h5py.File(spec.output) as f:
         assert "delta_h" in f["model_snapshots/2/params"]
-    # resuming a longer fit from the saved snapshots keeps the location-aware sweeps
-    spec.num_iters = 3
-    spec.output.unlink()
-    model = run_fit(spec, data, metadata, None)
+    # a fit continued from that checkpoint at a new kappa keeps the location-aware sweeps
+    continued = FitSpec(work_dir=tmp_path / "work2", output=tmp_path / "continued.h5", num_iters=3,
+                        ar_only=False, fingerprint="allo-continued", save_every_n_iters=1,
+                        location_aware=True)
+    model = run_fit(continued, data, metadata, lambda: continue_with_kappa(spec.output, 1e3))
     assert {"delta_h", "delta_v"} <= set(model["params"])
+    assert float(model["hypparams"]["trans_hypparams"]["kappa"]) == 1e3
     applied = kpms.apply_model(model, data, metadata, num_iters=1, save_results=False,
                                **dict(kcfg, **model["hypparams"]))
     num_states = int(kcfg["trans_hypparams"]["num_states"])

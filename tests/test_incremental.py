@@ -126,6 +126,9 @@ def added_session(complete_run):
     table = read_table(workdir)
     row = table[table["session"] == HELD_OUT].iloc[0].copy()
     row["session"], row["path"], row["train"] = NEW, POSE.format(name=NEW), "false"
+    # A new recording has a video of its own: two sessions on one video would be two animals,
+    # and the held-out session's calibration labels could then belong to either.
+    row["video"] = ""
     pd.concat([table, row.to_frame().T]).to_csv(workdir / SESSIONS_TSV, sep="\t", index=False)
     jobs, reasons = dry_run(workdir, config)
     snakemake(workdir, "--resources", "gpu=1", config=config)

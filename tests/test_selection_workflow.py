@@ -5,6 +5,7 @@ job chain of its own."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -89,10 +90,13 @@ def test_adding_a_restart_schedules_only_its_chain(demo_reference, tmp_path):
 
 
 def test_a_lost_restart_reruns_alone(demo_reference, tmp_path):
-    """A restart killed before its fit finished (its checkpoint absent): only that fit and
-    what reads it are scheduled; the other restarts' fits are kept."""
+    """A run killed while restart 1's full model was fitting (its checkpoint, and so the
+    selection, never written): the next run schedules that fit and the selection, not the
+    other restart's fits or anything before them."""
     workdir = copy_run(demo_reference, tmp_path / "run")
-    (workdir / "results" / "fits" / "restart_1" / "full_model" / "checkpoint.h5").unlink()
+    for name in ("checkpoint.h5", "metrics.tsv"):
+        (workdir / "results" / "fits" / "restart_1" / "full_model" / name).unlink()
+    shutil.rmtree(workdir / "results" / "selection")
     jobs = dry_run_jobs(workdir, workdir / "config" / "test.yaml")
     assert jobs["fit_full_model"] == 1 and jobs["select_model"] == 1
-    assert "fit_arhmm" not in jobs and "probe_kappa" not in jobs, jobs
+    assert not {"fit_arhmm", "probe_kappa", "format_data", "fit_pca"} & set(jobs), jobs

@@ -91,7 +91,8 @@ def test_results_h5_holds_training_sessions_and_fitted_checkpoint_untouched(demo
     with h5py.File(workdir / "results" / "extract" / "results.h5") as f:
         assert sorted(f) == TRAIN
         assert f["demo_01"]["syllable"].shape == (1800,)
-    with h5py.File(workdir / "results" / "fits" / "full_model" / "checkpoint.h5") as fitted, \
+    # the delivered fit: the restart the model selection chose (a link to its checkpoint)
+    with h5py.File(workdir / "results" / "selection" / "chosen_checkpoint.h5") as fitted, \
             h5py.File(workdir / "results" / "model" / "checkpoint.h5") as final:
         fitted_iters = sorted(int(k) for k in fitted["model_snapshots"])
         final_iters = sorted(int(k) for k in final["model_snapshots"])
