@@ -2,8 +2,8 @@
 
 Writes results/calibration/error_estimator.tsv (slope, intercept, conf_threshold,
 n_annotations), the fits' error_estimator (kpms_flow.config.kpms_config reads it), the
-annotations in keypoint-moseq's error_annotations.csv form, and the plot. On any bad input
-nothing is written.
+annotations in keypoint-moseq's error_annotations.csv form, and each annotation's measured
+error (for rule plot_calibration). On any bad input nothing is written.
 """
 
 import sys
@@ -19,8 +19,8 @@ from kpms_flow.plots import use_cpu_for_plots
 
 use_cpu_for_plots()  # keypoint-moseq (imported below) brings JAX: keep it off the GPU
 
-from kpms_flow.atomic import atomic_path, save_figure, write_table
-from kpms_flow.calibration import calibrate, calibration_figure, session_track
+from kpms_flow.atomic import atomic_path, write_table
+from kpms_flow.calibration import calibrate, session_track
 from kpms_flow.keypoints import read_session
 from kpms_flow.runtime import log_to
 
@@ -46,7 +46,8 @@ log.info(
     estimator["intercept"],
 )
 
-save_figure(out.plot, calibration_figure(annotations, estimator), dpi=p.dpi)
+# Each annotation's confidence and error, as fitted: the plot rule draws them.
+write_table(out.measured, annotations)
 
 # keypoint-moseq's own writer, so the file loads in its tools unchanged.
 from keypoint_moseq.calibration import save_annotations

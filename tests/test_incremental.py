@@ -243,6 +243,7 @@ def test_plot_option_reruns_only_plots(added_session):
         "plot_pca",
         "plot_kappa_search",
         "plot_progress",
+        "plot_calibration",
         "plot_syllables",
         "plot_trajectories",
         "group_statistics",

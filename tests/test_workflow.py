@@ -21,6 +21,7 @@ EVERY_STAGE = {
     "qa_summary": 1,
     "training_set": 1,
     "noise_calibration": 1,  # config/test.yaml calibrates from the demo's labels
+    "plot_calibration": 1,
     "format_data": 1,
     "fit_pca": 1,
     "plot_pca": 1,

@@ -191,6 +191,11 @@ def final_outputs():
         "results/pca/pcs.png",
         *search_plots(),
         *selection_outputs(),
+        *(
+            ["results/calibration/error_vs_confidence.png"]
+            if CALIBRATION["annotations"]
+            else []
+        ),
         *expand("results/sessions/{session}/outliers.png", session=SESSIONS.index),
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
