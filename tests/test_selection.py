@@ -65,7 +65,7 @@ def test_eml_refuses_checkpoints_of_other_data(checkpoints, tmp_path):
 # ---------------------------------------------------------------- stability
 def test_restart_labels_are_the_syllables_extract_results_delivers(checkpoints):
     import keypoint_moseq as kpms
-    from kpms_flow.selection import restart_labels
+    from kpms_flow.stability import restart_labels
 
     model, _, metadata, iteration = kpms.load_checkpoint(path=str(checkpoints[1]))
     assert iteration == ITERATIONS[-1]
@@ -77,7 +77,7 @@ def test_restart_labels_are_the_syllables_extract_results_delivers(checkpoints):
 
 
 def test_nmi_of_identical_and_relabelled_labels_is_one():
-    from kpms_flow.selection import pairwise_nmi
+    from kpms_flow.stability import pairwise_nmi
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 8, 2000)
@@ -93,14 +93,14 @@ def test_nmi_of_identical_and_relabelled_labels_is_one():
 
 
 def test_pairwise_nmi_refuses_labels_of_different_lengths():
-    from kpms_flow.selection import pairwise_nmi
+    from kpms_flow.stability import pairwise_nmi
 
     with pytest.raises(ValueError, match="different numbers of frames"):
         pairwise_nmi({"a": np.zeros(5, int), "b": np.zeros(6, int)})
 
 
 def test_syllable_reproducibility_on_a_hand_made_case():
-    from kpms_flow.selection import syllable_reproducibility
+    from kpms_flow.stability import syllable_reproducibility
 
     chosen = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
     # b: syllable 0 -> 5 exactly (J = 1); 1 -> 7, which covers 3 of its 4 frames and one
@@ -132,7 +132,7 @@ def test_syllable_reproducibility_on_a_hand_made_case():
 def test_convergence_trace_has_one_row_per_snapshot_with_jax_moseqs_likelihood(checkpoints):
     import keypoint_moseq as kpms
     from jax_moseq.models.keypoint_slds import model_likelihood
-    from kpms_flow.selection import convergence_trace
+    from kpms_flow.convergence import convergence_trace
 
     trace = convergence_trace(checkpoints[0])
     assert list(trace.columns) == ["iteration", "log_likelihood"]
@@ -148,7 +148,7 @@ def _trace(values):
 
 
 def test_still_trending_on_a_rising_trace_not_on_a_flat_noisy_one():
-    from kpms_flow.selection import still_trending
+    from kpms_flow.convergence import still_trending
 
     rng = np.random.default_rng(1)
     noise = rng.normal(scale=50.0, size=40)
