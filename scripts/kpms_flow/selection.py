@@ -27,7 +27,12 @@ import numpy as np
 import pandas as pd
 
 from .convergence import TREND_MIN_POINTS, convergence_trace, still_trending
-from .stability import REPRODUCED_JACCARD, pairwise_nmi, restart_labels, syllable_reproducibility
+from .stability import (
+    REPRODUCED_JACCARD,
+    pairwise_nmi,
+    restart_labels,
+    syllable_reproducibility,
+)
 
 log = logging.getLogger("kpms_flow")
 
