@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kpms_flow import demo, metrics
+from kpms_flow import demo, demo_model, metrics
 
 N_SESSIONS, N_FRAMES = 3, 600
 
@@ -63,7 +63,7 @@ def test_dlc_layout(demo_dir):
     assert np.all(lik[np.isnan(x)] <= 0.1)
     # Most detections are confident; coordinates stay near the 500 px arena.
     # Regular points: log10(likelihood) = -0.5 * Beta(1, 3), i.e. 0.32..1, median ~0.79.
-    assert np.mean(lik >= 10**-demo.LIKELIHOOD_LOG10_SPREAD) > 0.95
+    assert np.mean(lik >= 10**-demo_model.LIKELIHOOD_LOG10_SPREAD) > 0.95
     assert 0.7 < np.median(lik) < 0.85
     assert np.nanmin(x) > -200 and np.nanmax(x) < 700
 
@@ -248,10 +248,10 @@ def test_noise_model_and_labels_recover_the_error_estimator(tmp_path):
     estimator, annotations = calibrate(paths, tracks, conf_pseudocount=1e-3, conf_threshold=0.5)
     # ~280 labelled points over likelihoods 0.3..1: standard errors ~0.05 (slope), ~0.01.
     assert estimator["n_annotations"] > 200
-    assert estimator["slope"] == pytest.approx(demo.ERROR_SLOPE, abs=0.15)
-    assert estimator["intercept"] == pytest.approx(demo.ERROR_INTERCEPT, abs=0.03)
+    assert estimator["slope"] == pytest.approx(demo_model.ERROR_SLOPE, abs=0.15)
+    assert estimator["intercept"] == pytest.approx(demo_model.ERROR_INTERCEPT, abs=0.03)
     params = json.loads((out / "ground_truth" / "params.json").read_text())
-    assert (params["error_slope"], params["error_intercept"]) == (demo.ERROR_SLOPE, demo.ERROR_INTERCEPT)
+    assert (params["error_slope"], params["error_intercept"]) == (demo_model.ERROR_SLOPE, demo_model.ERROR_INTERCEPT)
 
 
 def test_labels_leave_the_keypoints_unchanged(tmp_path):
