@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from kpms_flow.dryrun import job_counts
+from kpms_flow.plan import deep_update
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
@@ -45,15 +45,9 @@ def shared_pose(*parts) -> Path:
     return path
 
 
-def merged(base: dict, changes: dict) -> dict:
-    """``base`` with ``changes`` applied key by key, into nested sections (a new dict)."""
-    out = copy.deepcopy(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
+# ``base`` with ``changes`` applied key by key into nested sections, as a new dict
+# (Snakemake's --configfile merge; the plan command merges configs with it too).
+merged = deep_update
 
 
 def write_demo_config(workdir: Path, **overrides) -> Path:

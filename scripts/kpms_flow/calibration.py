@@ -259,13 +259,7 @@ def read_dlc_labels(path, tracks: dict[str, SessionTrack]) -> pd.DataFrame:
                 f"{parts[-2]!r}, but the file is in labeled-data/{video}/"
             )
         rows.append(_dlc_frame_index(parts[-1], path))
-    sessions = sessions_for_video(video, tracks)
-    if not sessions:
-        raise CalibrationError(
-            f"{path}: labels for unknown session: no session's video is named {video!r} "
-            "(a session matches by the stem of its 'video' in the sessions table, its name, or "
-                "its pose file's name <video>DLC_...)"
-        )
+    sessions = _labelled_sessions(video, tracks, path)
     individuals = [None]
     if "individuals" in levels:
         # 'single' holds multi-animal projects' unique bodyparts (no animal's).
@@ -284,6 +278,18 @@ def read_dlc_labels(path, tracks: dict[str, SessionTrack]) -> pd.DataFrame:
                 if np.isfinite(xi) and np.isfinite(yi):
                     out.append((session.session, frame, frame, str(bodypart), xi, yi))
     return pd.DataFrame(out, columns=ANNOTATION_COLUMNS)
+
+
+def _labelled_sessions(video: str, tracks: dict, path) -> list:
+    """The sessions recorded on a labelled video, or a clear error naming the label file."""
+    sessions = sessions_for_video(video, tracks)
+    if not sessions:
+        raise CalibrationError(
+            f"{path}: labels for unknown session: no session's video is named {video!r} "
+            "(a session matches by the stem of its 'video' in the sessions table, its name, or "
+            "its pose file's name <video>DLC_...)"
+        )
+    return sessions
 
 
 def _session_for_individual(sessions, individual, n_individuals: int, path):
@@ -316,13 +322,7 @@ def read_sleap_labels(path, tracks: dict[str, SessionTrack]) -> pd.DataFrame:
     out = []
     for frame in labels.user_labeled_frames:
         video = Path(str(frame.video.filename)).stem
-        sessions = sessions_for_video(video, tracks)
-        if not sessions:
-            raise CalibrationError(
-                f"{path}: labels for unknown session: no session's video is named {video!r} "
-                "(a session matches by the stem of its 'video' in the sessions table, its name, or "
-                "its pose file's name <video>DLC_...)"
-            )
+        sessions = _labelled_sessions(video, tracks, path)
         instances = list(frame.user_instances)
         for session in sessions:
             chosen = _sleap_instance(instances, session, int(frame.frame_idx))
