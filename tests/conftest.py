@@ -18,6 +18,7 @@ from kpms_flow.plan import deep_update
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+SLURM_CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 
 # The workflow tests' config: the demo with tiny iteration counts (plumbing and conventions,
 # not science). TINY: the keys in which it differs from the demo, for tests on other data.
@@ -103,8 +104,11 @@ def tiny_keypoints(out: Path, n_sessions: int = 2, n_frames: int = 300):
 def demo_reference(tmp_path_factory) -> Path:
     """One complete, uninterrupted demo run (tiny iterations) shared by the workflow tests.
 
-    Tests must not modify it: copy it with ``copy_run`` first.
+    Tests must not modify it: copy it with ``copy_run`` first. KPMS_FLOW_DEMO_REFERENCE names
+    a completed run of config/test.yaml to use instead (to rerun one workflow test quickly).
     """
+    if os.environ.get("KPMS_FLOW_DEMO_REFERENCE"):
+        return Path(os.environ["KPMS_FLOW_DEMO_REFERENCE"])
     workdir = tmp_path_factory.mktemp("demo_reference")
     config = write_demo_config(workdir)
     snakemake(workdir, "--resources", "gpu=2", config=config)
@@ -112,10 +116,43 @@ def demo_reference(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def uninterrupted(demo_reference, tmp_path_factory):
+    """(last iteration, labels) of the demo's longer full-model fit run without interruption:
+    what every interrupted copy of it (tests/fit_interruptions.py) must end with."""
+    from fit_interruptions import TARGET, final_labels, longer_fit
+
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    config = longer_fit(demo_reference, workdir)
+    snakemake(workdir, "--resources", "gpu=2", "--", TARGET, config=config)
+    return final_labels(workdir)
+
+
+@pytest.fixture(scope="session")
 def fresh_dry_run(tmp_path_factory) -> dict[str, int]:
     """Rule -> job count of ``snakemake -n`` in a fresh directory with the test config."""
     workdir = tmp_path_factory.mktemp("fresh")
     return dry_run_jobs(workdir, write_demo_config(workdir))
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A real one-node SLURM cluster (tests/slurm/cluster.sh) for one test module: the
+    environment that reaches it (SLURM_CONF), or a skip where it cannot run."""
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test cluster needs root (apt-get, daemons)")
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        pytest.skip("no slurm-wlm and no apt-get to install it")
+    subprocess.run([str(SLURM_CLUSTER), "install"], check=True, timeout=900)
+    state = tmp_path_factory.mktemp("slurm")
+    try:
+        started = subprocess.run(
+            [str(SLURM_CLUSTER), "start", str(state)], timeout=300, capture_output=True, text=True
+        )
+        assert started.returncode == 0, f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
+        yield dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
+    finally:
+        # Only the daemons this fixture started, by their pid files.
+        subprocess.run([str(SLURM_CLUSTER), "stop", str(state)], timeout=120)
 
 
 def copy_run(source: Path, target: Path) -> Path:

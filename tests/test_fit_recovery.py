@@ -29,25 +29,8 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT, SNAKEMAKE, copy_run, snakemake, tiny_keypoints
-
-WORK = "results/fits/restart_0/full_model/work"
-LOG = "results/logs/fit_full_model/restart_0.log"
-TARGET = "results/fits/restart_0/full_model/checkpoint.h5"
-FULL_MODEL_ITERS = 24  # sweeps after the AR-HMM: long enough to interrupt in the middle
-
-
-def longer_fit(reference: Path, workdir: Path, **config_changes) -> Path:
-    """A copy of the demo run whose final full-model fit is longer (only that job reruns)."""
-    copy_run(reference, workdir)
-    path = workdir / "config" / "test.yaml"
-    config = yaml.safe_load(path.read_text())
-    config["full_model"] = dict(config["full_model"], num_iters=FULL_MODEL_ITERS)
-    # one restart: the longer fit is the delivered one (and the others need not refit)
-    config["restarts"] = {"num_restarts": 1}
-    config.update(config_changes)
-    path.write_text(yaml.safe_dump(config))
-    return path
+from conftest import ROOT, SNAKEMAKE, snakemake, tiny_keypoints
+from fit_interruptions import LOG, TARGET, WORK, final_labels, longer_fit, recorded, resumed_at, wait_for
 
 
 def start(workdir: Path, config: Path) -> subprocess.Popen:
@@ -56,41 +39,6 @@ def start(workdir: Path, config: Path) -> subprocess.Popen:
     env = dict(os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
     return subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def recorded(workdir: Path) -> list[int]:
-    from kpms_flow.kpms_patches import recorded_iterations
-
-    return recorded_iterations(workdir / WORK)
-
-
-def wait_for(condition, proc: subprocess.Popen, timeout: float = 600, what: str = ""):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended before {what}:\n{proc.stdout.read()[-5000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def final_labels(workdir: Path) -> tuple[int, np.ndarray]:
-    with h5py.File(workdir / TARGET) as f:
-        last = max(int(k) for k in f["model_snapshots"])
-        return last, f[f"model_snapshots/{last}/states/z"][()]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(demo_reference, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    config = longer_fit(demo_reference, workdir)
-    snakemake(workdir, "--resources", "gpu=2", "--", TARGET, config=config)
-    return final_labels(workdir)
-
-
-def resumed_at(log: str) -> list[int]:
-    return [int(i) for i in re.findall(rf"resuming {WORK}/checkpoint\.h5 at iteration (\d+)", log)]
 
 
 @pytest.mark.workflow
