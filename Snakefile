@@ -39,6 +39,12 @@ rule all:
         final_outputs(),
 
 
+onstart:
+    # A week on a cluster: outages of job accounting, a Snakemake that died (common.smk).
+    if workflow.executor_plugin.cli_prefix == "slurm":
+        prepare_slurm_run()
+
+
 onsuccess:
     # The run's short summary where users look: the end of the console output.
     if Path("results/summary.txt").exists():

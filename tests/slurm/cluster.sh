@@ -8,6 +8,8 @@
 #   tests/slurm/cluster.sh install        apt-get the packages if missing (root)
 #   tests/slurm/cluster.sh start DIR      start the daemons; state, config and logs in DIR
 #   tests/slurm/cluster.sh stop DIR       stop only the daemons started into DIR, by pid
+#   tests/slurm/cluster.sh stop-dbd DIR   stop slurmdbd only (an accounting outage)
+#   tests/slurm/cluster.sh start-dbd DIR  start it again (after stop-dbd)
 #
 # Clients find the cluster through SLURM_CONF=DIR/etc/slurm.conf and, inside jobs, a link
 # /etc/slurm/slurm.conf that only lives while the cluster runs: an installed but stopped
@@ -183,9 +185,28 @@ stop() {
     fi
 }
 
+stop_dbd() {
+    DIR=$(realpath -m "$1")
+    local pidfile="$DIR/run/slurmdbd.pid" pid
+    pid=$(cat "$pidfile")
+    kill "$pid"
+    for _ in $(seq 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+}
+
+start_dbd() {
+    DIR=$(realpath -m "$1")
+    export SLURM_CONF="$DIR/etc/slurm.conf"
+    slurmdbd
+    wait_for 30 slurmdbd sacctmgr -i show cluster
+}
+
 case "${1:-}" in
     install) install_packages ;;
     start) start "${2:?usage: cluster.sh start DIR}" ;;
     stop) stop "${2:?usage: cluster.sh stop DIR}" ;;
-    *) echo "usage: cluster.sh install | start DIR | stop DIR" >&2; exit 2 ;;
+    stop-dbd) stop_dbd "${2:?usage: cluster.sh stop-dbd DIR}" ;;
+    start-dbd) start_dbd "${2:?usage: cluster.sh start-dbd DIR}" ;;
+    *) echo "usage: cluster.sh install | start DIR | stop DIR | stop-dbd DIR | start-dbd DIR" >&2; exit 2 ;;
 esac

@@ -478,3 +478,21 @@ def training_budget_params():
         "seed": config["seed"],
         "latent_dim": config["latent_dim"],
     }
+
+
+# ---- cluster runs (the Snakefile's onstart calls this with the slurm executor) ----
+def prepare_slurm_run():
+    """Before the first submission: keep following jobs through an accounting outage
+    (kpms_flow.slurm_patches), and never submit jobs that an earlier run, whose Snakemake
+    died, still runs (kpms_flow.cluster)."""
+    from kpms_flow.cluster import check_no_earlier_jobs
+    from kpms_flow.slurm_patches import patch_status_queries
+
+    for problem in patch_status_queries():
+        logger.warning(
+            f"kpms-flow: job states are not guarded against outages: {problem}"
+        )
+    try:
+        check_no_earlier_jobs(Path.cwd())
+    except RuntimeError as error:
+        raise WorkflowError(str(error)) from None
