@@ -33,6 +33,20 @@ include: "workflow/rules/nwb.smk"
 include: "workflow/rules/syllable_names.smk"
 
 
+# Bookkeeping that takes a second or two (tables, decisions, summaries; no JAX, no
+# keypoint-moseq): on a cluster Snakemake runs these itself instead of queueing a job each.
+localrules:
+    all,
+    start_kappa_search,
+    choose_kappa,
+    training_set,
+    qa_summary,
+    table_view,
+    run_summary,
+    model_provenance,
+    provenance,
+
+
 rule all:
     default_target: True
     input:
