@@ -58,6 +58,27 @@ def test_atomic_directory_publishes_only_a_complete_folder(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["batch_0"]
 
 
+@pytest.mark.parametrize("per_job, rule, jobs", [(1, "apply_model", 7), (3, "apply_batch", 3), (8, "apply_batch", 1)])
+def test_plan_counts_one_apply_job_per_batch(tmp_path, per_job, rule, jobs):
+    """kpms-flow-plan lists the apply jobs the workflow runs: one start-up per batch, the
+    same frame-sweeps whatever the batches."""
+    from kpms_flow import plan as run_plan
+
+    frames = {f"s{i}": 1000 * (i + 1) for i in range(9)}
+    table = pd.DataFrame({
+        "session": list(frames), "path": [f"pose/{s}.h5" for s in frames], "format": "deeplabcut",
+        "train": ["true"] * 2 + ["false"] * 7, "frames": list(frames.values()),
+    })
+    table.to_csv(tmp_path / "sessions.tsv", sep="\t", index=False)
+    (tmp_path / "batches.yaml").write_text(yaml.safe_dump({"apply": {"num_iters": 3, "sessions_per_job": per_job}}))
+    config, sessions = run_plan.load_config(
+        [str(ROOT / "config/test.yaml"), str(tmp_path / "batches.yaml")], str(tmp_path / "sessions.tsv"), tmp_path
+    )
+    apply = next(j for j in run_plan.make_plan(config, sessions, tmp_path).jobs if j.rule.startswith("apply"))
+    assert (apply.rule, apply.jobs) == (rule, jobs)
+    assert apply.frame_iters == 3 * sum(list(frames.values())[2:])
+
+
 # ------------------------------------------------ labels: batched == alone (real keypoint-moseq)
 @pytest.fixture(scope="module")
 def frozen_model(tmp_path_factory):
