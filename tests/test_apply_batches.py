@@ -4,6 +4,7 @@ the batches, the labels (identical to each session's own apply_model job) and th
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -55,6 +56,9 @@ def test_atomic_directory_publishes_only_a_complete_folder(tmp_path):
         (tmp / "a.h5").write_text("first")
         (tmp / "b.h5").write_text("second")
     assert sorted(p.name for p in target.iterdir()) == ["a.h5", "b.h5"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
     assert [p.name for p in tmp_path.iterdir()] == ["batch_0"]
 
 
@@ -229,6 +233,9 @@ def test_dry_run_applies_held_out_sessions_in_batches(tmp_path):
         "results/apply/batch_0": ["demo_03", "demo_04"],
         "results/apply/batch_1": ["demo_05"],
     }
+    for job in jobs:  # the calibrated noise model, as apply_model's (test config: annotations)
+        if job["rule"] == "apply_batch":
+            assert "results/calibration/error_estimator.tsv" in job["input"], job
     exports = {j["output"]: j["input"] for j in jobs if j["rule"] == "export_session"}
     assert "results/apply/batch_1," in exports["results/syllables/demo_05.csv"]
     assert "results/apply/batch_0," in exports["results/syllables/demo_03.csv"]
