@@ -148,7 +148,7 @@ def qa_tables(sessions):
 
 def session_results_h5(wildcards):
     """Training sessions' labels come from the fit; the others from apply_model (or
-    apply_batch: applied_results in apply_batch.smk)."""
+    apply_batch: applied_results below)."""
     if wildcards.session in TRAIN_SESSIONS:
         return "results/extract/results.h5"
     return applied_results(wildcards.session)
