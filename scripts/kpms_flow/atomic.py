@@ -73,3 +73,27 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; rename it onto ``path`` only on
+    success, so a reader (or a rerun after a kill) never sees a half-filled folder.
+
+    An empty folder at ``path`` (Snakemake may leave one) is replaced; on any exception the
+    temporary folder is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's is private (0700); the folder is a normal output
+    try:
+        yield tmp
+        if path.is_dir():
+            path.rmdir()  # only an empty one: a full folder raises instead of being lost
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

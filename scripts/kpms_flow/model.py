@@ -220,10 +220,11 @@ def apply_to_session(
     parallel_message_passing = None
     if memory_plan is not None:
         parallel_message_passing = memory_plan.parallel_message_passing
-        if memory_plan.mixed_map_iters > 1:
-            from jax_moseq.utils import set_mixed_map_iters
+        from jax_moseq.utils import set_mixed_map_iters
 
-            set_mixed_map_iters(memory_plan.mixed_map_iters)
+        # Set every time (1 included): in a batch, the previous session's split must not
+        # carry over (kpms_flow.apply_batches).
+        set_mixed_map_iters(memory_plan.mixed_map_iters)
     with atomic_path(results_path) as tmp:
         return kpms.apply_model(
             model,

@@ -293,11 +293,14 @@ def make_plan(
             apply_iters * left_out_frames,
         )
     )
+    per_job = config["apply"].get("sessions_per_job", 1)
     jobs.append(
         JobKind(
-            "apply_model",
-            len(apply),
-            f"one per train: false session, {apply_iters} sweeps",
+            "apply_model" if per_job == 1 else "apply_batch",
+            math.ceil(len(apply) / per_job),
+            f"one per train: false session, {apply_iters} sweeps"
+            if per_job == 1
+            else f"{per_job} train: false sessions each (apply.sessions_per_job), {apply_iters} sweeps",
             apply_iters * sum(frames[s] for s in apply),
         )
     )

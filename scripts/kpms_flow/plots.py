@@ -51,11 +51,15 @@ def atomic_directory(path):
 
 # ---------------------------------------------------------------- results
 def load_results(paths) -> dict:
-    """keypoint-moseq results of several results.h5 files (training + applied) in one dict."""
+    """keypoint-moseq results of several results.h5 files (training + applied) in one dict;
+    an apply batch's folder (rule apply_batch) stands for the results files in it."""
     from keypoint_moseq.io import load_hdf5
 
-    merged, origin = {}, {}
+    files = []
     for path in paths:
+        files += sorted(Path(path).glob("*.h5")) if Path(path).is_dir() else [path]
+    merged, origin = {}, {}
+    for path in files:
         for session, arrays in load_hdf5(str(path)).items():
             if session in merged:
                 raise ValueError(

@@ -11,7 +11,10 @@ import pandas as pd
 
 
 def read_session_results(results_h5, session: str) -> dict[str, np.ndarray]:
-    """One session's arrays from a keypoint-moseq results.h5."""
+    """One session's arrays from a keypoint-moseq results.h5, or from ``<session>.h5`` in
+    an apply batch's folder (rule apply_batch)."""
+    if Path(results_h5).is_dir():
+        results_h5 = Path(results_h5) / f"{session}.h5"
     with h5py.File(results_h5, "r") as f:
         if session not in f:
             raise KeyError(f"{results_h5} holds no results for session {session!r}")

@@ -147,10 +147,11 @@ def qa_tables(sessions):
 
 
 def session_results_h5(wildcards):
-    """Training sessions' labels come from the fit; the others from apply_model."""
+    """Training sessions' labels come from the fit; the others from apply_model (or
+    apply_batch: applied_results below)."""
     if wildcards.session in TRAIN_SESSIONS:
         return "results/extract/results.h5"
-    return f"results/apply/{wildcards.session}.h5"
+    return applied_results(wildcards.session)
 
 
 def ground_truth_files(wildcards):
@@ -496,3 +497,40 @@ def prepare_slurm_run():
         check_no_earlier_jobs(Path.cwd())
     except RuntimeError as error:
         raise WorkflowError(str(error)) from None
+
+
+# ---- batched apply (workflow/rules/apply_batch.smk, config apply.sessions_per_job) ----
+from kpms_flow.apply_batches import apply_batches
+
+SESSIONS_PER_APPLY_JOB = config["apply"]["sessions_per_job"]
+APPLY_BATCHES = apply_batches(APPLY_SESSIONS, SESSIONS_PER_APPLY_JOB)
+APPLY_BATCH_OF = {s: i for i, batch in enumerate(APPLY_BATCHES) for s in batch}
+
+
+def applied_results(session):
+    """Where a held-out session's results are: its apply_model file, or its batch's folder."""
+    if SESSIONS_PER_APPLY_JOB == 1:
+        return f"results/apply/{session}.h5"
+    return f"results/apply/batch_{APPLY_BATCH_OF[session]}"
+
+
+def batch_clean_files(wildcards):
+    return clean_files(APPLY_BATCHES[int(wildcards.batch)])
+
+
+def batch_fit_resources(iterations):
+    """mem_mb for the batch's largest session (one at a time in memory), runtime for all."""
+
+    def frames(input):
+        return [plan.session_frames(path) for path in input.clean]
+
+    return {
+        "mem_mb": lambda wildcards, input, attempt: plan.host_mem_mb(
+            max(frames(input), key=lambda n: n or 0),
+            plan.checkpoint_latent_dim_or_none(input.checkpoint),
+            attempt,
+        ),
+        "runtime": lambda wildcards, input, attempt: plan.fit_runtime_min(
+            sum(n or 0 for n in frames(input)), iterations, attempt
+        ),
+    }

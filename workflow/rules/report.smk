@@ -107,7 +107,7 @@ rule plot_trajectories:
 rule group_statistics:
     input:
         results="results/extract/results.h5",
-        applied=expand("results/apply/{session}.h5", session=APPLY_SESSIONS),
+        applied=list(dict.fromkeys(map(applied_results, APPLY_SESSIONS))),
         data="results/data/data.h5",
     output:
         stats="results/groups/stats_df.tsv",
