@@ -18,7 +18,7 @@ from conftest import copy_run
 WORK = "results/fits/restart_0/full_model/work"
 LOG = "results/logs/fit_full_model/restart_0.log"
 TARGET = "results/fits/restart_0/full_model/checkpoint.h5"
-FULL_MODEL_ITERS = 24  # sweeps after the AR-HMM: long enough to interrupt in the middle
+FULL_MODEL_ITERS = 16  # sweeps after the AR-HMM: long enough to interrupt in the middle
 
 
 def longer_fit(reference: Path, workdir: Path, **config_changes) -> Path:
