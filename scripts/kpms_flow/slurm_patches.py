@@ -1,7 +1,7 @@
 """Job states the way a long run needs them, for snakemake-executor-plugin-slurm 2.8.0.
 
-Two faults of the plugin's job-status query, both found on tests/slurm/cluster.sh, both
-making Snakemake wait for ever:
+Two faults of the plugin's job-status query make Snakemake wait for ever (the first found on
+tests/slurm/cluster.sh, the second read in the plugin's code and reported by its users):
 
 1. ``scancel``: sacct reports a cancelled job as ``CANCELLED by <uid>``, which the plugin
    compares with ``CANCELLED`` and so takes for a job still running (the old
