@@ -124,6 +124,25 @@ def test_per_session_jobs_are_bundled_into_one_submission(slurm_run):
     assert not any(rule_of(r["comment"]) in ("load_keypoints", "outlier_qa") for r in rows)
 
 
+def local_rules() -> set[str]:
+    """The Snakefile's localrules: bookkeeping Snakemake runs itself, never a cluster job."""
+    text = (ROOT / "Snakefile").read_text()
+    block = text.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]
+    return {name.strip().rstrip(",") for name in block.splitlines() if name.strip()}
+
+
+@pytest.mark.workflow
+def test_bookkeeping_rules_ran_inside_snakemake_not_as_jobs(slurm_run):
+    workdir, rows = slurm_run
+    bookkeeping = local_rules() - {"all"}
+    assert {"choose_kappa", "training_set", "run_summary"} <= bookkeeping
+    submitted = {rule_of(row["comment"]) for row in rows}
+    assert submitted and not submitted & bookkeeping, submitted & bookkeeping
+    # ... and they did run: their outputs are there
+    assert (workdir / "results" / "qa" / "training_set.tsv").exists()
+    assert (workdir / "results" / "summary.tsv").exists()
+
+
 @pytest.mark.workflow
 def test_gpu_jobs_saw_their_gpu_and_logged_the_memory_plan(slurm_run):
     workdir, _ = slurm_run
