@@ -5,6 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
+from kpms_flow.apply_batches import apply_batches
 from kpms_flow.config import WorkflowConfigError, load_workflow_config
 from kpms_flow.search import search_outcome
 
@@ -500,8 +501,6 @@ def prepare_slurm_run():
 
 
 # ---- batched apply (workflow/rules/apply_batch.smk, config apply.sessions_per_job) ----
-from kpms_flow.apply_batches import apply_batches
-
 SESSIONS_PER_APPLY_JOB = config["apply"]["sessions_per_job"]
 APPLY_BATCHES = apply_batches(APPLY_SESSIONS, SESSIONS_PER_APPLY_JOB)
 APPLY_BATCH_OF = {s: i for i, batch in enumerate(APPLY_BATCHES) for s in batch}
