@@ -52,6 +52,34 @@ def test_retyped_sweeps_are_bit_identical(tiny_model):
     assert np.array_equal(np.asarray(runs[0]["seed"]), np.asarray(runs[1]["seed"]))
 
 
+def test_a_fit_traces_its_sweep_once(tiny_model):
+    """The first sweep's state (fresh from init_model: uncommitted arrays) and a later
+    sweep's (committed) are re-typed alike, so the second sweep traces and compiles
+    nothing: without that, every fit job compiled the whole sweep twice."""
+    from jax._src import monitoring
+    from jax_moseq.models import keypoint_slds
+
+    from kpms_flow.kpms_patches import install_sweep_wrappers
+
+    install_sweep_wrappers()
+    data, start = tiny_model
+    settings = dict(ar_only=False, jitter=1e-3, parallel_message_passing=False)
+    model = keypoint_slds.resample_model(data, **start, **settings)
+    traced = []
+
+    def on_duration(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traced.append(duration)
+
+    monitoring.register_event_duration_secs_listener(on_duration)
+    try:
+        keypoint_slds.resample_model(data, **model, **settings)
+        # Fails without the inputs' re-typing (seen: the second sweep traced again).
+        assert traced == [], f"the second sweep traced {len(traced)} functions again"
+    finally:
+        monitoring.unregister_event_duration_listener(on_duration)
+
+
 def test_patch_assumptions_hold_for_the_installed_versions():
     """An upgrade of keypoint-moseq, jax-moseq or jax that breaks a patch fails here, by name."""
     from kpms_flow.kpms_patches import check_assumptions

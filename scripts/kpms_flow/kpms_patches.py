@@ -11,7 +11,9 @@ states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade brea
    size; the persistent compile cache never hits). Copying the model state onto the
    device after each sweep gives the next sweep plainly typed inputs. Values are
    unchanged: fits are bit-identical (tests/test_kpms_patches.py), ~100x faster per sweep on
-   the demo (benchmarks/README.md).
+   the demo (benchmarks/README.md). The inputs of each sweep are re-typed the same way, so
+   the first sweep (state fresh from ``init_model`` or a checkpoint, uncommitted) and the
+   later ones (committed) share one compilation instead of two.
 2. **Sweep heartbeat** (same wrapper). The fit watchdog (:mod:`kpms_flow.watchdog`) needs
    a sign of life after every sweep; keypoint-moseq's ``fit_model`` and ``apply_model``
    look ``resample_model`` up on jax-moseq's model modules at each call, so wrapping the
@@ -71,6 +73,11 @@ def install_sweep_wrappers() -> None:
         def resample_model(*args, _original=original, **kwargs):
             # JAX returns before computing: wait, so that a beat means a finished sweep
             # (keypoint-moseq's NaN check right after waits anyway).
+            # Inputs too: the first sweep's state comes uncommitted (from init_model or a
+            # checkpoint), the later ones committed by the line below; without this each
+            # fit compiles the whole sweep twice and only one version is found in the
+            # persistent cache (benchmarks/README.md, "Full-model sweeps").
+            args, kwargs = _plain_arrays((args, kwargs))
             model = jax.block_until_ready(_plain_arrays(_original(*args, **kwargs)))
             watchdog.sweep_finished()
             return model
