@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -280,3 +282,47 @@ def test_dry_run_with_a_budget_schedules_the_plans_jobs_and_no_apply_for_left_ou
     scheduled = job_counts(text)
     assert {rule: scheduled.get(rule, 0) for rule in plan.job_counts()} == plan.job_counts()
     assert set(re.findall(r"results/apply/(\S+)\.h5", text)) == {"demo_05"}
+
+
+# ---------------------------------------------------------------- a forced subset, end to end
+@pytest.fixture(scope="module")
+def budget_run(tmp_path_factory, demo_reference):
+    """The demo with a training budget of 4,000 frames (its 4 training sessions have 7,200):
+    one session of each group trains, the other two get the frozen model's labels. Fixed
+    tiny kappas and one restart (the search and selection are tested on the reference run);
+    the rules that never see a session list are left out."""
+    from conftest import TINY
+
+    workdir = tmp_path_factory.mktemp("budget_run")
+    settings = dict(TINY, kappa_search={"enabled": False}, training_budget={"max_frames": 4000})
+    config = write_demo_config(workdir, **settings)
+    targets = [f"results/syllables/{s}.csv" for s in DEMO_FRAMES] + ["results/summary.txt"]
+    snakemake(workdir, "--resources", "gpu=2", "--", *targets, config=config)
+    return workdir
+
+
+@pytest.mark.workflow
+def test_a_forced_subset_trains_one_session_per_group_and_applies_the_rest(budget_run, demo_reference):
+    training = pd.read_csv(budget_run / "results" / "qa" / "training_set.tsv", sep="\t", keep_default_na=False)
+    used = training.loc[training["used_for_training"], "session"].tolist()
+    left_out = training.loc[~training["used_for_training"], "session"].tolist()
+    assert len(used) == 2 and {DEMO_GROUPS[s] for s in used} == {"A", "B"}
+    assert len(left_out) == 2 and "demo_05" not in used + left_out
+    for reason in training.set_index("session").loc[left_out, "exclusion_reason"]:
+        assert reason.startswith(f"{OVER_BUDGET} (4000 frames; group "), reason
+    with h5py.File(budget_run / "results" / "data" / "data.h5") as f:  # what the model saw
+        assert sorted(json.loads(f.attrs["sessions"])) == sorted(used)
+        assert f["data/mask"].shape[0] == 2
+    # Each left-out session: labels from the frozen model (applied in extract_results, as
+    # QA-excluded training sessions are), the same CSV as a trained session's.
+    log = (budget_run / "results" / "logs" / "extract_results.log").read_text()
+    for session in left_out:
+        assert f"session {session} was excluded from training: applying the model" in log
+    with h5py.File(budget_run / "results" / "extract" / "results.h5") as f:
+        assert sorted(f) == sorted(used + left_out)
+    reference = pd.read_csv(demo_reference / "results" / "syllables" / "demo_01.csv")
+    for session in DEMO_FRAMES:
+        table = pd.read_csv(budget_run / "results" / "syllables" / f"{session}.csv")
+        assert list(table.columns) == list(reference.columns) and len(table) == DEMO_FRAMES[session]
+    text = (budget_run / "results" / "summary.txt").read_text()
+    assert "2 trained, 3 applied with the frozen model (2 over the training budget)" in text
