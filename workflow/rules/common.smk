@@ -19,6 +19,8 @@ except WorkflowConfigError as error:
 
 TRAIN_SESSIONS = SESSIONS.index[SESSIONS["train"].astype(bool)].tolist()
 APPLY_SESSIONS = SESSIONS.index[~SESSIONS["train"].astype(bool)].tolist()
+# Membership per job: a list scan is quadratic in sessions.
+TRAINED = frozenset(TRAIN_SESSIONS)
 
 
 wildcard_constraints:
@@ -150,7 +152,7 @@ def qa_tables(sessions):
 def session_results_h5(wildcards):
     """Training sessions' labels come from the fit; the others from apply_model (or
     apply_batch: applied_results below)."""
-    if wildcards.session in TRAIN_SESSIONS:
+    if wildcards.session in TRAINED:
         return "results/extract/results.h5"
     return applied_results(wildcards.session)
 
