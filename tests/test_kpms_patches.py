@@ -13,22 +13,27 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 pytestmark = pytest.mark.workflow  # compiles and runs keypoint-moseq sweeps
 
 
+# keypoint-moseq's init_model / apply_model settings of the tiny model.
+INIT_SETTINGS = dict(
+    anterior_idxs=np.array([0]), posterior_idxs=np.array([6]),
+    ar_hypparams=dict(latent_dim=3, nlags=3, S_0_scale=0.01, K_0_scale=10.0),
+    trans_hypparams=dict(num_states=10, gamma=1e3, alpha=5.7, kappa=1e3),
+    obs_hypparams=dict(sigmasq_0=0.1, sigmasq_C=0.1, nu_sigma=1e5, nu_s=5),
+    cen_hypparams=dict(sigmasq_loc=0.5), error_estimator=dict(slope=-0.5, intercept=0.25),
+)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
+    """(data, model, metadata): keypoint-moseq's init_model on two small demo sessions."""
     import keypoint_moseq as kpms
 
     coordinates, confidences, bodyparts = tiny_keypoints(tmp_path_factory.mktemp("tiny"))
     config = dict(bodyparts=bodyparts, use_bodyparts=bodyparts)
-    data, _ = kpms.format_data(coordinates, confidences, **config)
+    data, metadata = kpms.format_data(coordinates, confidences, **config)
     pca = kpms.fit_pca(**data, anterior_idxs=np.array([0]), posterior_idxs=np.array([6]))
-    model = kpms.init_model(
-        data, pca=pca, seed=0, anterior_idxs=np.array([0]), posterior_idxs=np.array([6]),
-        ar_hypparams=dict(latent_dim=3, nlags=3, S_0_scale=0.01, K_0_scale=10.0),
-        trans_hypparams=dict(num_states=10, gamma=1e3, alpha=5.7, kappa=1e3),
-        obs_hypparams=dict(sigmasq_0=0.1, sigmasq_C=0.1, nu_sigma=1e5, nu_s=5),
-        cen_hypparams=dict(sigmasq_loc=0.5), error_estimator=dict(slope=-0.5, intercept=0.25),
-    )
-    return data, model
+    model = kpms.init_model(data, pca=pca, seed=0, **INIT_SETTINGS)
+    return data, model, metadata
 
 
 def test_retyped_sweeps_are_bit_identical(tiny_model):
@@ -40,7 +45,7 @@ def test_retyped_sweeps_are_bit_identical(tiny_model):
     patched = keypoint_slds.resample_model
     original = patched.__wrapped__
     assert original is not patched
-    data, start = tiny_model
+    data, start, _ = tiny_model
     runs = []
     for sweep in (original, patched):
         model = start
@@ -62,7 +67,7 @@ def test_a_fit_traces_its_sweep_once(tiny_model):
     from kpms_flow.kpms_patches import install_sweep_wrappers
 
     install_sweep_wrappers()
-    data, start = tiny_model
+    data, start, _ = tiny_model
     settings = dict(ar_only=False, jitter=1e-3, parallel_message_passing=False)
     model = keypoint_slds.resample_model(data, **start, **settings)
     traced = []
@@ -78,6 +83,47 @@ def test_a_fit_traces_its_sweep_once(tiny_model):
         assert traced == [], f"the second sweep traced {len(traced)} functions again"
     finally:
         monitoring.unregister_event_duration_listener(on_duration)
+
+
+def test_applying_a_checkpoint_traces_its_sweep_once(tiny_model):
+    """keypoint-moseq's apply_model on a model read from a checkpoint (NumPy arrays, its
+    seed among them): only the first sweep traces. Without re-typing NumPy state the second
+    sweep traced 259 functions again (~30 s of compilation per apply job on the CPU)."""
+    import jax
+    import keypoint_moseq as kpms
+    from jax._src import monitoring
+    from jax_moseq.models import keypoint_slds
+
+    from kpms_flow.kpms_patches import install_sweep_wrappers
+
+    install_sweep_wrappers()
+    data, start, metadata = tiny_model
+    checkpoint = jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, start)
+    patched, traced_per_sweep, traced = keypoint_slds.resample_model, [], [0]
+
+    def on_duration(event, duration, **kwargs):
+        traced[0] += event == "/jax/core/compile/jaxpr_trace_duration"
+
+    def counting(*args, **kwargs):
+        before = traced[0]
+        model = patched(*args, **kwargs)
+        traced_per_sweep.append(traced[0] - before)
+        return model
+
+    monitoring.register_event_duration_secs_listener(on_duration)
+    keypoint_slds.resample_model = counting
+    try:
+        # One session: shapes no other test here traced, so the first sweep must trace.
+        one = {key: value[:1] for key, value in data.items()}
+        kpms.apply_model(
+            checkpoint, one, (metadata[0][:1], metadata[1][:1]), num_iters=3, save_results=False,
+            parallel_message_passing=False, **INIT_SETTINGS,
+        )
+    finally:
+        keypoint_slds.resample_model = patched
+        monitoring.unregister_event_duration_listener(on_duration)
+    assert len(traced_per_sweep) == 3 and traced_per_sweep[0] > 0
+    assert traced_per_sweep[1:] == [0, 0], traced_per_sweep
 
 
 def test_patch_assumptions_hold_for_the_installed_versions():

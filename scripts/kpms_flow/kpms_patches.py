@@ -12,8 +12,8 @@ states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade brea
    device after each sweep gives the next sweep plainly typed inputs. Values are
    unchanged: fits are bit-identical (tests/test_kpms_patches.py), ~100x faster per sweep on
    the demo (benchmarks/README.md). The inputs of each sweep are re-typed the same way, so
-   the first sweep (state fresh from ``init_model`` or a checkpoint, uncommitted) and the
-   later ones (committed) share one compilation instead of two.
+   the first sweep (state fresh from ``init_model``, uncommitted, or from a checkpoint,
+   NumPy) and the later ones (committed) share one compilation instead of two.
 2. **Sweep heartbeat** (same wrapper). The fit watchdog (:mod:`kpms_flow.watchdog`) needs
    a sign of life after every sweep; keypoint-moseq's ``fit_model`` and ``apply_model``
    look ``resample_model`` up on jax-moseq's model modules at each call, so wrapping the
@@ -46,13 +46,17 @@ _SWEEPS_WRAPPED = False
 
 
 # ---------------------------------------------------------------- 1 + 2: sweeps
-def _plain_arrays(tree):
+def _plain_arrays(tree, numpy_too=False):
+    """JAX arrays in ``tree`` committed to the default device without a mesh axis in their
+    type (on the same device ``device_put`` shares the buffer). ``numpy_too``: NumPy arrays
+    as well (a copy to the device): for the model state only, which is NumPy once, when
+    read from a checkpoint, never the data, which the caller may pass as NumPy each sweep."""
     import jax
+    import numpy as np
 
     device = jax.devices()[0]
-    return jax.tree.map(
-        lambda leaf: jax.device_put(leaf, device) if isinstance(leaf, jax.Array) else leaf, tree
-    )
+    kinds = (jax.Array, np.ndarray) if numpy_too else jax.Array
+    return jax.tree.map(lambda leaf: jax.device_put(leaf, device) if isinstance(leaf, kinds) else leaf, tree)
 
 
 def install_sweep_wrappers() -> None:
@@ -73,11 +77,11 @@ def install_sweep_wrappers() -> None:
         def resample_model(*args, _original=original, **kwargs):
             # JAX returns before computing: wait, so that a beat means a finished sweep
             # (keypoint-moseq's NaN check right after waits anyway).
-            # Inputs too: the first sweep's state comes uncommitted (from init_model or a
-            # checkpoint), the later ones committed by the line below; without this each
-            # fit compiles the whole sweep twice and only one version is found in the
-            # persistent cache (benchmarks/README.md, "Full-model sweeps").
-            args, kwargs = _plain_arrays((args, kwargs))
+            # Inputs too: the first sweep's state comes uncommitted (from init_model) or
+            # as NumPy (apply_model's seed from a checkpoint), the later ones committed by
+            # the line below; without this each fit or apply compiles the whole sweep twice
+            # (benchmarks/README.md, "Full-model sweeps"). The state is passed by keyword.
+            args, kwargs = _plain_arrays(args), _plain_arrays(kwargs, numpy_too=True)
             model = jax.block_until_ready(_plain_arrays(_original(*args, **kwargs)))
             watchdog.sweep_finished()
             return model
