@@ -1,6 +1,7 @@
 """The patches of keypoint-moseq / jax-moseq internals (kpms_flow.kpms_patches): their
 assumptions hold for the installed versions, and the sweep re-typing changes no number."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -57,19 +58,11 @@ def test_retyped_sweeps_are_bit_identical(tiny_model):
     assert np.array_equal(np.asarray(runs[0]["seed"]), np.asarray(runs[1]["seed"]))
 
 
-def test_a_fit_traces_its_sweep_once(tiny_model):
-    """The first sweep's state (fresh from init_model: uncommitted arrays) and a later
-    sweep's (committed) are re-typed alike, so the second sweep traces and compiles
-    nothing: without that, every fit job compiled the whole sweep twice."""
+@contextlib.contextmanager
+def traces_counted():
+    """A list that grows by one for each function JAX traces inside the block."""
     from jax._src import monitoring
-    from jax_moseq.models import keypoint_slds
 
-    from kpms_flow.kpms_patches import install_sweep_wrappers
-
-    install_sweep_wrappers()
-    data, start, _ = tiny_model
-    settings = dict(ar_only=False, jitter=1e-3, parallel_message_passing=False)
-    model = keypoint_slds.resample_model(data, **start, **settings)
     traced = []
 
     def on_duration(event, duration, **kwargs):
@@ -78,11 +71,27 @@ def test_a_fit_traces_its_sweep_once(tiny_model):
 
     monitoring.register_event_duration_secs_listener(on_duration)
     try:
-        keypoint_slds.resample_model(data, **model, **settings)
-        # Fails without the inputs' re-typing (seen: the second sweep traced again).
-        assert traced == [], f"the second sweep traced {len(traced)} functions again"
+        yield traced
     finally:
         monitoring.unregister_event_duration_listener(on_duration)
+
+
+def test_a_fit_traces_its_sweep_once(tiny_model):
+    """The first sweep's state (fresh from init_model: uncommitted arrays) and a later
+    sweep's (committed) are re-typed alike, so the second sweep traces and compiles
+    nothing: without that, every fit job compiled the whole sweep twice."""
+    from jax_moseq.models import keypoint_slds
+
+    from kpms_flow.kpms_patches import install_sweep_wrappers
+
+    install_sweep_wrappers()
+    data, start, _ = tiny_model
+    settings = dict(ar_only=False, jitter=1e-3, parallel_message_passing=False)
+    model = keypoint_slds.resample_model(data, **start, **settings)
+    with traces_counted() as traced:
+        keypoint_slds.resample_model(data, **model, **settings)
+    # Fails without the inputs' re-typing (seen: the second sweep traced again).
+    assert traced == [], f"the second sweep traced {len(traced)} functions again"
 
 
 def test_applying_a_checkpoint_traces_its_sweep_once(tiny_model):
@@ -91,7 +100,6 @@ def test_applying_a_checkpoint_traces_its_sweep_once(tiny_model):
     sweep traced 259 functions again (~30 s of compilation per apply job on the CPU)."""
     import jax
     import keypoint_moseq as kpms
-    from jax._src import monitoring
     from jax_moseq.models import keypoint_slds
 
     from kpms_flow.kpms_patches import install_sweep_wrappers
@@ -99,29 +107,25 @@ def test_applying_a_checkpoint_traces_its_sweep_once(tiny_model):
     install_sweep_wrappers()
     data, start, metadata = tiny_model
     checkpoint = jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, start)
-    patched, traced_per_sweep, traced = keypoint_slds.resample_model, [], [0]
+    patched, traced_per_sweep = keypoint_slds.resample_model, []
+    with traces_counted() as traced:
 
-    def on_duration(event, duration, **kwargs):
-        traced[0] += event == "/jax/core/compile/jaxpr_trace_duration"
+        def counting(*args, **kwargs):
+            before = len(traced)
+            model = patched(*args, **kwargs)
+            traced_per_sweep.append(len(traced) - before)
+            return model
 
-    def counting(*args, **kwargs):
-        before = traced[0]
-        model = patched(*args, **kwargs)
-        traced_per_sweep.append(traced[0] - before)
-        return model
-
-    monitoring.register_event_duration_secs_listener(on_duration)
-    keypoint_slds.resample_model = counting
-    try:
-        # One session: shapes no other test here traced, so the first sweep must trace.
-        one = {key: value[:1] for key, value in data.items()}
-        kpms.apply_model(
-            checkpoint, one, (metadata[0][:1], metadata[1][:1]), num_iters=3, save_results=False,
-            parallel_message_passing=False, **INIT_SETTINGS,
-        )
-    finally:
-        keypoint_slds.resample_model = patched
-        monitoring.unregister_event_duration_listener(on_duration)
+        keypoint_slds.resample_model = counting
+        try:
+            # One session: shapes no other test here traced, so the first sweep must trace.
+            one = {key: value[:1] for key, value in data.items()}
+            kpms.apply_model(
+                checkpoint, one, (metadata[0][:1], metadata[1][:1]), num_iters=3,
+                save_results=False, parallel_message_passing=False, **INIT_SETTINGS,
+            )
+        finally:
+            keypoint_slds.resample_model = patched
     assert len(traced_per_sweep) == 3 and traced_per_sweep[0] > 0
     assert traced_per_sweep[1:] == [0, 0], traced_per_sweep
 

@@ -75,13 +75,14 @@ def install_sweep_wrappers() -> None:
 
         @functools.wraps(original)
         def resample_model(*args, _original=original, **kwargs):
-            # JAX returns before computing: wait, so that a beat means a finished sweep
-            # (keypoint-moseq's NaN check right after waits anyway).
             # Inputs too: the first sweep's state comes uncommitted (from init_model) or
             # as NumPy (apply_model's seed from a checkpoint), the later ones committed by
             # the line below; without this each fit or apply compiles the whole sweep twice
             # (benchmarks/README.md, "Full-model sweeps"). The state is passed by keyword.
             args, kwargs = _plain_arrays(args), _plain_arrays(kwargs, numpy_too=True)
+            # Outputs: keypoint-moseq's own code between sweeps (NaN check, saves) sees
+            # plain types too. JAX returns before computing: wait, so that a beat means a
+            # finished sweep (keypoint-moseq's NaN check right after waits anyway).
             model = jax.block_until_ready(_plain_arrays(_original(*args, **kwargs)))
             watchdog.sweep_finished()
             return model
