@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake, write_demo_config
+from conftest import ROOT, TINY, snakemake, write_demo_config
 from kpms_flow.dryrun import job_counts
 from kpms_flow import plan as run_plan
 from kpms_flow.keypoints import InputError
@@ -291,8 +291,6 @@ def budget_run(tmp_path_factory, demo_reference):
     one session of each group trains, the other two get the frozen model's labels. Fixed
     tiny kappas and one restart (the search and selection are tested on the reference run);
     the rules that never see a session list are left out."""
-    from conftest import TINY
-
     workdir = tmp_path_factory.mktemp("budget_run")
     settings = dict(TINY, kappa_search={"enabled": False}, training_budget={"max_frames": 4000})
     config = write_demo_config(workdir, **settings)
