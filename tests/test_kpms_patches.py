@@ -118,7 +118,9 @@ def test_applying_a_checkpoint_traces_its_sweep_once(tiny_model):
 
         keypoint_slds.resample_model = counting
         try:
-            # One session: shapes no other test here traced, so the first sweep must trace.
+            # Earlier tests in the same process (test_apply_batches) may have compiled these
+            # shapes already: emptied caches make the first sweep trace whatever ran before.
+            jax.clear_caches()
             one = {key: value[:1] for key, value in data.items()}
             kpms.apply_model(
                 checkpoint, one, (metadata[0][:1], metadata[1][:1]), num_iters=3,
