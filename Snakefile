@@ -41,6 +41,7 @@ localrules:
     start_kappa_search,
     choose_kappa,
     training_set,
+    clean_manifest,
     qa_summary,
     table_view,
     run_summary,

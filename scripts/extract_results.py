@@ -29,7 +29,7 @@ bodyparts, _, _ = read_training_attrs(inp.data)
 kcfg = kpms_config(p.model, bodyparts)
 training = pd.read_csv(inp.training, sep="\t", keep_default_na=False)
 excluded = training.loc[~training["used_for_training"], "session"].tolist()
-clean = {read_session(path).session: path for path in inp.clean}
+clean = pd.read_csv(inp.clean_files, sep="\t", keep_default_na=False).set_index("session")["clean"]
 
 with tempfile.TemporaryDirectory(prefix="kpms_flow_extract_") as scratch:
     fitted = Path(scratch, "fitted.h5")

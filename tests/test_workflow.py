@@ -20,6 +20,7 @@ EVERY_STAGE = {
     "outlier_qa": 5,
     "qa_summary": 1,
     "training_set": 1,
+    "clean_manifest": 1,
     "noise_calibration": 1,  # config/test.yaml calibrates from the demo's labels
     "plot_calibration": 1,
     "format_data": 1,

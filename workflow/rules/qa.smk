@@ -44,6 +44,22 @@ rule training_set:
         "../../scripts/training_set.py"
 
 
+# extract_results' hand-off from the QA stage: one file, not one per training session.
+rule clean_manifest:
+    input:
+        clean_files(TRAIN_SESSIONS),
+    output:
+        "results/qa/clean_files.tsv",
+    log:
+        "results/logs/clean_manifest.log",
+    conda:
+        "../../envs/kpms-flow.yaml"
+    params:
+        sessions=TRAIN_SESSIONS,
+    script:
+        "../../scripts/clean_manifest.py"
+
+
 rule qa_summary:
     input:
         qa=qa_tables(SESSIONS.index),

@@ -8,7 +8,7 @@ rule extract_results:
         data="results/data/data.h5",
         latent_dim="results/pca/latent_dim.txt",
         training="results/qa/training_set.tsv",
-        clean=clean_files(TRAIN_SESSIONS),
+        clean_files="results/qa/clean_files.tsv",
     output:
         "results/extract/results.h5",
     log:
