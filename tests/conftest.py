@@ -128,10 +128,17 @@ def uninterrupted(demo_reference, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def fresh_dry_run(tmp_path_factory) -> dict[str, int]:
-    """Rule -> job count of ``snakemake -n`` in a fresh directory with the test config."""
+def fresh_dry_run_output(tmp_path_factory) -> str:
+    """What ``snakemake -n`` prints in a fresh directory with the test config."""
     workdir = tmp_path_factory.mktemp("fresh")
-    return dry_run_jobs(workdir, write_demo_config(workdir))
+    proc = snakemake(workdir, "-n", config=write_demo_config(workdir))
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def fresh_dry_run(fresh_dry_run_output) -> dict[str, int]:
+    """Rule -> job count of ``snakemake -n`` in a fresh directory with the test config."""
+    return job_counts(fresh_dry_run_output)
 
 
 @pytest.fixture(scope="module")

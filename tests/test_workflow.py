@@ -57,6 +57,18 @@ def test_dry_run_on_fresh_directory_lists_every_stage(fresh_dry_run):
     assert fresh_dry_run == EVERY_STAGE
 
 
+def test_extract_results_inputs_do_not_grow_with_sessions(fresh_dry_run_output):
+    """results.h5 is an input of two export jobs per session; thousands of inputs on its
+    producer made Snakemake's DAG quadratic in sessions (benchmarks/README.md, "Dry run at
+    scale"). The training sessions' clean files reach it through one manifest."""
+    block = fresh_dry_run_output.split("rule extract_results:", 1)[1]
+    inputs = block.split("input:", 1)[1].splitlines()[0].strip().split(", ")
+    assert "results/qa/clean_files.tsv" in inputs
+    assert not [path for path in inputs if "/sessions/" in path], inputs
+    manifest = fresh_dry_run_output.split("rule clean_manifest:", 1)[1]
+    assert manifest.split("input:", 1)[1].splitlines()[0].count("clean.h5") == len(TRAIN)
+
+
 @pytest.fixture(scope="module")
 def demo_run(demo_reference):
     return demo_reference, demo_reference / "config" / "test.yaml", None
