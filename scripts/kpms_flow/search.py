@@ -5,6 +5,13 @@ kappas at once (one job each, one GPU each on a cluster); the next round's kappa
 from interpolating log duration against log kappa through a monotone (isotonic) fit of
 every probe so far, which tolerates noisy and non-monotone points and flat stretches.
 All state is in per-round files: a probe's result table and a round's decision table.
+
+Median durations drift as a fit goes on (issue 14; benchmarks/README.md "Duration drift"),
+so a short probe inside the window does not end a search that confirms: the best short
+probes are continued to the stage's full length (``confirm_probes``), and only a
+full-length fit inside the window converges. When the continued fits miss, their drift
+(full-length / probe duration) moves the target the short probes must hit, and the next
+round fits full length directly at the kappas that target predicts.
 """
 
 from __future__ import annotations
@@ -28,7 +35,12 @@ PROBE_COLUMNS = [
     "median_duration_ms",
     "syllables",
     "iterations",
+    "source_round",
+    "source_probe",
 ]
+
+# A probe continued from an earlier probe's checkpoint names it; a fresh probe has -1.
+NO_SOURCE = -1
 
 
 @dataclass(frozen=True)
@@ -147,8 +159,16 @@ def initial_log_kappas(bounds, n_probes: int) -> list[float]:
 
 
 def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
-    """A round's decision; it carries the stage's range and window on to the next round."""
+    """A round's decision; it carries the stage's range and window on to the next round.
+
+    Each ``continue`` row is one probe of the next round: its kappa, its ``iterations``
+    (-1: the search's probe length) and, for a probe continued from an earlier one, that
+    probe's ``source_round`` and ``source_probe``.
+    """
     table = pd.DataFrame(rows)
+    for column in ("iterations", "source_round", "source_probe"):
+        if column not in table:
+            table[column] = NO_SOURCE
     table["log10_lower"], table["log10_upper"] = bounds
     table["window_low_frames"], table["window_high_frames"] = window.low, window.high
     return table
@@ -157,6 +177,9 @@ def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
 def read_decision(path) -> tuple[pd.DataFrame, tuple[float, float], Window]:
     """The one reader of a round's decision file: its rows, the stage's range, the window."""
     table = pd.read_csv(path, sep="\t")
+    for column in ("iterations", "source_round", "source_probe"):
+        if column not in table:  # decisions written before probes could be continued
+            table[column] = NO_SOURCE
     first = table.iloc[0]
     bounds = (float(first["log10_lower"]), float(first["log10_upper"]))
     return table, bounds, Window(float(first["window_low_frames"]), float(first["window_high_frames"]))
@@ -182,11 +205,8 @@ def search_outcome(decision_path) -> SearchOutcome:
 
 
 def first_round(bounds, window: Window, n_probes: int) -> pd.DataFrame:
-    rows = [
-        {"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1, "chosen_probe": -1}
-        for i, k in enumerate(initial_log_kappas(bounds, n_probes))
-    ]
-    return decision_table(rows, bounds, window)
+    kappas = [10.0**k for k in initial_log_kappas(bounds, n_probes)]
+    return decision_table(_probes(kappas), bounds, window)
 
 
 # A range is extended when the target lies beyond it and a probe sits this close to its edge
@@ -227,28 +247,84 @@ def extended_bounds(history: pd.DataFrame, window: Window, bounds,
     return float(lo), float(hi)
 
 
+def _choice(candidates: pd.DataFrame, window: Window, status: str, bounds) -> dict:
+    distance = [window.distance(v) for v in candidates["median_duration_frames"]]
+    best = candidates.iloc[int(np.argmin(distance))]
+    return {"status": status, "probe": -1, "kappa": float(best["kappa"]),
+            "chosen_round": int(best["round"]), "chosen_probe": int(best["probe"])}
+
+
+def _probes(kappas, iterations=NO_SOURCE, sources=None) -> list[dict]:
+    sources = sources or [(NO_SOURCE, NO_SOURCE)] * len(kappas)
+    return [{"status": "continue", "probe": i, "kappa": float(k), "chosen_round": -1,
+             "chosen_probe": -1, "iterations": iterations, "source_round": int(src[0]),
+             "source_probe": int(src[1])} for i, (k, src) in enumerate(zip(kappas, sources))]
+
+
 def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, bounds,
-           n_probes: int, limits=DEFAULT_HARD_LIMITS) -> pd.DataFrame:
-    """The decision after ``round_``: converged, exhausted, or the next round's kappas
-    (in a range extended past its edge where the probes put the target beyond it)."""
-    inside = history[[window.contains(v) for v in history["median_duration_frames"]]]
-    if len(inside) or round_ >= max_rounds:
-        candidates = inside if len(inside) else history
-        distance = [window.distance(v) for v in candidates["median_duration_frames"]]
-        best = candidates.iloc[int(np.argmin(distance))]
-        rows = [{"status": "converged" if len(inside) else "exhausted", "probe": -1,
-                 "kappa": float(best["kappa"]), "chosen_round": int(best["round"]),
-                 "chosen_probe": int(best["probe"])}]
-    else:
-        new_bounds = extended_bounds(history, window, bounds, limits)
-        if new_bounds != tuple(bounds):
-            log.warning("the target lies beyond log10 kappa %.2f..%.2f: range extended to "
-                        "%.2f..%.2f", *bounds, *new_bounds)
-        bounds = new_bounds
-        kappas = next_log_kappas(history, window, bounds, n_probes)
-        rows = [{"status": "continue", "probe": i, "kappa": 10.0**k, "chosen_round": -1,
-                 "chosen_probe": -1} for i, k in enumerate(kappas)]
-    return decision_table(rows, bounds, window)
+           n_probes: int, limits=DEFAULT_HARD_LIMITS, stage_iters: int | None = None,
+           confirm_probes: int = 0) -> pd.DataFrame:
+    """The decision after ``round_``: converged, exhausted, or the next round's probes.
+
+    Without confirmation (``confirm_probes`` 0, or probes as long as the stage) a probe
+    inside the window converges. With it, only a fit of ``stage_iters`` iterations inside
+    the window converges, and the next round is, in this order of preference:
+
+    1. the ``confirm_probes`` short probes nearest the target, continued to the stage's
+       length (the target is the window divided by the drift seen so far, when a short
+       probe lies inside that target);
+    2. once continued fits have missed, fresh full-length fits at the kappas predicted
+       from the full-length fits (when they bracket the window) or from the short probes
+       and the drift;
+    3. otherwise ``n_probes`` short probes placed as before, in a range extended past its
+       edge where the probes put the target beyond it.
+
+    Out of rounds, the search is exhausted and takes the closest full-length fit (the
+    closest probe when there is none).
+    """
+    history = with_sources(history)
+    confirming = confirm_probes > 0 and stage_iters is not None
+    decisive = history[history["iterations"] >= stage_iters] if confirming else history
+    inside = decisive[[window.contains(v) for v in decisive["median_duration_frames"]]]
+    if len(inside):
+        return decision_table([_choice(inside, window, "converged", bounds)], bounds, window)
+    if round_ >= max_rounds:
+        pool = decisive if len(decisive) else history
+        return decision_table([_choice(pool, window, "exhausted", bounds)], bounds, window)
+
+    short = history[history["iterations"] < stage_iters] if confirming else history
+    if not len(short):  # probes as long as the stage: each is already decisive
+        confirming, short = False, history
+    drift = drift_factor(history, stage_iters) if confirming else None
+    target = window if drift is None else Window(window.low / drift, window.high / drift)
+    if confirming:
+        continued = set(zip(decisive["source_round"], decisive["source_probe"]))
+        fresh = short[[(r, p) not in continued for r, p in zip(short["round"], short["probe"])]]
+        if any(target.contains(v) for v in fresh["median_duration_frames"]):
+            order = np.argsort([target.distance(v) for v in fresh["median_duration_frames"]])
+            picked = fresh.iloc[order[:confirm_probes]]
+            rows = _probes(picked["kappa"], stage_iters,
+                           list(zip(picked["round"], picked["probe"])))
+            log.info("confirming %d probe(s) at the stage's length (%d iterations)",
+                     len(rows), stage_iters)
+            return decision_table(rows, bounds, window)
+        if drift is not None:
+            durations = decisive["median_duration_frames"]
+            brackets = (durations < window.centre).any() and (durations > window.centre).any()
+            basis, aim = (decisive, window) if brackets else (short, target)
+            new_bounds = extended_bounds(basis, aim, bounds, limits)
+            kappas = next_log_kappas(basis, aim, new_bounds, confirm_probes)
+            log.info("full-length fits drift x%.2f from their probes: fitting %d kappa(s) "
+                     "at full length", drift, len(kappas))
+            return decision_table(_probes([10.0**k for k in kappas], stage_iters),
+                                  new_bounds, window)
+
+    new_bounds = extended_bounds(short, target, bounds, limits)
+    if new_bounds != tuple(bounds):
+        log.warning("the target lies beyond log10 kappa %.2f..%.2f: range extended to "
+                    "%.2f..%.2f", *bounds, *new_bounds)
+    kappas = next_log_kappas(short, target, new_bounds, n_probes)
+    return decision_table(_probes([10.0**k for k in kappas]), new_bounds, window)
 
 
 def stage_bounds(stage: str, search: dict, arhmm_kappa: float | None = None) -> tuple[float, float]:
@@ -265,7 +341,42 @@ def stage_bounds(stage: str, search: dict, arhmm_kappa: float | None = None) -> 
 
 
 def read_probes(paths) -> pd.DataFrame:
-    return pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
+    probes = pd.concat([pd.read_csv(p, sep="\t") for p in paths], ignore_index=True)
+    return with_sources(probes)
+
+
+def with_sources(history: pd.DataFrame) -> pd.DataFrame:
+    """Probe tables written before probes could be continued: every probe was fresh."""
+    history = history.copy()
+    for column in ("source_round", "source_probe"):
+        if column not in history:
+            history[column] = NO_SOURCE
+    return history
+
+
+def probe_plan(decision: pd.DataFrame, probe: int, probe_iters: int) -> tuple[float, int, tuple[int, int] | None]:
+    """A probe's kappa, iterations and the (round, probe) it continues (None: fresh)."""
+    row = decision.loc[decision["probe"] == probe].iloc[0]
+    iterations = int(row["iterations"]) if int(row["iterations"]) > 0 else probe_iters
+    source = None
+    if int(row["source_round"]) >= 0:
+        source = (int(row["source_round"]), int(row["source_probe"]))
+    return float(row["kappa"]), iterations, source
+
+
+def drift_factor(history: pd.DataFrame, stage_iters: int) -> float | None:
+    """Geometric mean of full-length / probe duration over the probes that were continued
+    to ``stage_iters`` (None before any was)."""
+    history = with_sources(history)
+    full = history[(history["iterations"] >= stage_iters) & (history["source_round"] >= 0)]
+    ratios = []
+    for row in full.itertuples():
+        source = history[(history["round"] == row.source_round) & (history["probe"] == row.source_probe)]
+        if len(source):
+            ratios.append(row.median_duration_frames / max(float(source["median_duration_frames"].iloc[0]), 1e-9))
+    if not ratios:
+        return None
+    return float(np.exp(np.mean(np.log(np.maximum(ratios, 1e-9)))))
 
 
 def trace_table(probes: pd.DataFrame, chosen_round: int, chosen_probe: int) -> pd.DataFrame:
