@@ -10,7 +10,8 @@ variance, the config schema's defaults for every other setting), then the AR-HMM
 search for a median syllable duration of 300-400 ms runs twice over log10 kappa 3..18:
 
   parallel   kpms_flow.search.first_round / decide, --probes fits per round, at most
-             --max-rounds rounds (the workflow's defaults: 4 and 4)
+             --max-rounds rounds (4 and 4: the probes alone, without the confirmation
+             at full length that benchmarks/duration_drift.py measures)
   bisection  one fit at the midpoint of the remaining log10 range; the half where the
              median duration crosses the window is kept; stops inside the window or after
              --max-bisect fits (the closest probe is taken then)

@@ -18,6 +18,15 @@ chosen = trace[trace["chosen"]].copy()
 chosen["status"] = outcome.status
 chosen["rounds"] = len(inp.decisions)
 chosen["probe_fits"] = len(trace)
+# A chosen fit confirmed at the stage's length: the short probe it continued, for the drift.
+source = trace[(trace["round"] == chosen["source_round"].iloc[0])
+               & (trace["probe"] == chosen["source_probe"].iloc[0])]
+chosen["short_probe_median_duration_ms"] = (
+    source["median_duration_ms"].iloc[0] if len(source) else chosen["median_duration_ms"].iloc[0]
+)
+chosen["short_probe_iterations"] = (
+    source["iterations"].iloc[0] if len(source) else chosen["iterations"].iloc[0]
+)
 write_table(out.trace, trace)
 write_table(out.chosen, chosen)
 # A hard link: the chosen checkpoint outlives the probe's temporary one without a copy.

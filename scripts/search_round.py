@@ -25,10 +25,13 @@ decision = decide(
     bounds,
     p.search["probes_per_round"],
     limits,
+    stage_iters=int(p.stage_iters),
+    confirm_probes=p.search["confirm_probes"],
 )
 write_table(snakemake.output[0], decision)  # noqa: F821
 status = decision["status"].iloc[0]
 log.info("%s round %s: %s", w.stage, w.round, status)
 log.info("probes so far:\n%s", history.to_string(index=False))
 if status == "continue":
-    log.info("next kappas: %s", ", ".join(f"{k:.4g}" for k in decision["kappa"]))
+    log.info("next probes:\n%s", decision[["probe", "kappa", "iterations", "source_round",
+                                             "source_probe"]].to_string(index=False))

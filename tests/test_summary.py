@@ -36,6 +36,21 @@ def test_a_converged_probe_whose_final_fit_drifted_out_is_not_reported_converged
     assert "WARNING: the full model search's probe was inside the target 300-400 ms, but the final fit's median duration (500 ms) is not" in text
 
 
+def test_a_search_confirmed_at_full_length_reports_its_short_probe_and_the_confirmation():
+    probes = dict(PROBES, full_model={
+        "status": "converged", "median_duration_ms": 366.7, "iterations": 200,
+        "short_probe_median_duration_ms": 266.7, "short_probe_iterations": 25})
+    fits = dict(FITS, full_model={"median_duration_ms": 366.7, "iterations": 200})
+    summary = dict(BASE, median_duration_ms=366.7)
+    summary.update(duration_checks(summary, [300, 400], fits, probes))
+    assert summary["search_status_full_model"] == "converged"
+    assert summary["probe_median_duration_ms_full_model"] == 266.7
+    text = format_summary(summary)
+    assert ("final fit 367 ms after 200 iterations, chosen probe 267 ms after 25 (confirmed in "
+            "the search at 200): inside the target 300-400 ms") in text
+    assert "WARNING" not in text
+
+
 def test_an_exhausted_search_is_a_warning_nobody_can_miss():
     probes = dict(PROBES, arhmm=dict(PROBES["arhmm"], status="exhausted", median_duration_ms=280.0))
     fits = dict(FITS, full_model={"median_duration_ms": 350.0, "iterations": 200})

@@ -384,7 +384,7 @@ def _fit(smk, kind: str, settings) -> None:
     from .config import kpms_config
     from .model import load_training_data
     from .resources import checkpoint_latent_dim, plan_for_job
-    from .search import read_decision
+    from .search import probe_plan, read_decision
 
     inp, out, p = smk.input, smk.output, smk.params
     data, metadata, bodyparts, fps, _ = load_training_data(inp.data)
@@ -394,10 +394,13 @@ def _fit(smk, kind: str, settings) -> None:
     kappa = None
     start_from = Path(inp.chosen_probe) if "chosen_probe" in inp.keys() else None
     start = None
+    source = None
     if kind == "probe":
         decision, _, _ = read_decision(inp.decision)
-        kappa = float(decision.loc[decision["probe"] == int(smk.wildcards.probe), "kappa"].iloc[0])
-        num_iters = p.num_iters
+        kappa, num_iters, source = probe_plan(decision, int(smk.wildcards.probe), p.num_iters)
+        if source is not None:
+            # A probe confirmed at the stage's length continues a copy of an earlier probe.
+            start_from = Path(inp.source)
     else:
         kappa = p.kappa  # None after a search: the chosen probe or chosen.tsv carries it
         if "searched_kappa" in inp.keys():
@@ -441,12 +444,13 @@ def _fit(smk, kind: str, settings) -> None:
     spec.use_memory_plan(plan_for_job(data["mask"].size, latent_dim, settings.gpu_memory_gb, log))
     if kind == "probe":
         log.info(
-            "%s probe round %s #%s: kappa %.4g, %d iterations",
+            "%s probe round %s #%s: kappa %.4g, %d iterations%s",
             stage,
             smk.wildcards.round,
             smk.wildcards.probe,
             kappa,
             num_iters,
+            f", continuing probe round {source[0]} #{source[1]}" if source else "",
         )
     elif start_from is not None:
         log.info("%s: continuing the chosen probe to iteration %d", stage, spec.num_iters)
@@ -472,5 +476,7 @@ def _fit(smk, kind: str, settings) -> None:
         syllables=metrics["syllables"],
         iterations=num_iters,
     )
+    if kind == "probe":
+        row.update(source_round=source[0] if source else -1, source_probe=source[1] if source else -1)
     write_table(out.table, pd.DataFrame([row]))
     log.info("result %s", row)

@@ -264,14 +264,25 @@ def make_plan(
     jobs = []
     if search["enabled"]:
         first = 2 * search["probes_per_round"]
-        most = first * search["max_rounds"]
+        per_round = max(search["probes_per_round"], search["confirm_probes"])
+        most = 2 * per_round * search["max_rounds"]
+        # A round is probes of num_iters sweeps, or confirmations of the stage's length.
+        sweeps = sum(
+            search["max_rounds"]
+            * max(
+                search["probes_per_round"] * search["num_iters"],
+                search["confirm_probes"] * config[stage]["num_iters"],
+            )
+            for stage in ("arhmm", "full_model")
+        )
         jobs.append(
             JobKind(
                 "probe_kappa",
                 first,
                 f"kappa probes, {search['num_iters']} sweeps each (2 stages x "
-                f"{search['probes_per_round']} per round x up to {search['max_rounds']} rounds)",
-                most * search["num_iters"] * train_frames,
+                f"{search['probes_per_round']} per round x up to {search['max_rounds']} rounds, "
+                f"up to {search['confirm_probes']} continued to the stage's length per round)",
+                sweeps * train_frames,
                 jobs_upper_bound=most,
             )
         )

@@ -109,8 +109,12 @@ def duration_checks(
         values[f"final_in_window_{stage}"] = inside(final_ms)
         probe = (chosen_probes or {}).get(stage)
         if probe is not None:
-            values[f"probe_median_duration_ms_{stage}"] = probe.get("median_duration_ms")
-            values[f"probe_iterations_{stage}"] = probe.get("iterations")
+            # The short probe's duration, also when the search confirmed it at full length.
+            values[f"probe_median_duration_ms_{stage}"] = probe.get(
+                "short_probe_median_duration_ms", probe.get("median_duration_ms"))
+            values[f"probe_iterations_{stage}"] = probe.get(
+                "short_probe_iterations", probe.get("iterations"))
+            values[f"chosen_fit_iterations_{stage}"] = probe.get("iterations")
             status = str(probe.get("status"))
             if status == "converged" and not inside(final_ms):
                 status = "drifted"  # the probe was inside, the model users get is not
@@ -283,6 +287,9 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
                     f", chosen probe {_number(probe_ms)} ms after "
                     f"{summary.get(f'probe_iterations_{stage}')}"
                 )
+                confirmed = summary.get(f"chosen_fit_iterations_{stage}")
+                if confirmed is not None and confirmed != summary.get(f"probe_iterations_{stage}"):
+                    detail += f" (confirmed in the search at {confirmed})"
             lines.append(f"{detail}: {where} the target {span}")
         status = summary.get(f"search_status_{stage}")
         if status == "exhausted":
@@ -294,7 +301,8 @@ def format_summary(summary: dict, sessions: list[dict] | None = None) -> str:
             warnings.append(
                 f"  WARNING: the {name} search's probe was inside the target {span}, but the "
                 f"final fit's median duration ({_number(final_ms)} ms) is not: durations "
-                "drift as a fit continues"
+                "drift as a fit continues (config kappa_search.confirm_probes confirms "
+                "probes at full length)"
             )
     ms = summary.get("median_duration_ms")
     text = f"  median syllable duration: {summary['median_duration_frames']:g} frames" + (

@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from kpms_flow.apply_batches import apply_batches
 from kpms_flow.config import WorkflowConfigError, load_workflow_config
-from kpms_flow.search import search_outcome
+from kpms_flow.search import probe_plan, read_decision, search_outcome
 
 # Every config and sessions-table problem at once, before any job (kpms_flow.config).
 try:
@@ -250,10 +250,19 @@ def search_start_inputs(wildcards):
     return {"data": "results/data/data.h5", "arhmm": "results/search/arhmm/chosen.tsv"}
 
 
+def round_decision(stage, round_):
+    """The decision that plans round ``round_ + 1`` (round 0's is a plain rule's output;
+    later ones are checkpoints, known once they ran)."""
+    if round_ == 0:
+        return f"results/search/{stage}/round0/decision.tsv"
+    return checkpoints.search_round.get(stage=stage, round=round_).output[0]
+
+
 def probe_inputs(wildcards):
     previous = int(wildcards.round) - 1
+    decision = round_decision(wildcards.stage, previous)
     inputs = {
-        "decision": f"results/search/{wildcards.stage}/round{previous}/decision.tsv",
+        "decision": decision,
         "data": "results/data/data.h5",
         "latent_dim": "results/pca/latent_dim.txt",
         **calibration_input(),
@@ -262,7 +271,23 @@ def probe_inputs(wildcards):
         inputs["pca"] = "results/pca/pca.p"
     else:
         inputs["start"] = fit_path("arhmm", 0)
+    if previous > 0:
+        # A probe confirmed at the stage's length continues an earlier probe's checkpoint.
+        _, _, source = probe_plan(read_decision(decision)[0], int(wildcards.probe), 0)
+        if source is not None:
+            inputs["source"] = (
+                f"results/search/{wildcards.stage}/round{source[0]}/probe{source[1]}/checkpoint.h5"
+            )
     return inputs
+
+
+def probe_iterations(wildcards, input):
+    """A probe's iterations, from its round's decision (the probe length before it exists)."""
+    try:
+        decision = read_decision(input.decision)[0]
+    except (FileNotFoundError, AttributeError):
+        return SEARCH["num_iters"]
+    return probe_plan(decision, int(wildcards.probe), SEARCH["num_iters"])[1]
 
 
 def probe_checkpoint_output():
@@ -275,11 +300,18 @@ def probe_checkpoint_output():
 
 
 def probe_results(stage, rounds):
+    """Each round's probe tables; a round has as many probes as its planning decision."""
     return [
         f"results/search/{stage}/round{r}/probe{p}.tsv"
         for r in rounds
-        for p in range(SEARCH["probes_per_round"])
+        for p in range(round_probes(stage, r))
     ]
+
+
+def round_probes(stage, round_):
+    if round_ == 1:
+        return SEARCH["probes_per_round"]
+    return len(read_decision(round_decision(stage, round_ - 1))[0])
 
 
 def round_inputs(wildcards):
@@ -437,8 +469,9 @@ def light_mem_mb(wildcards, input, attempt):
 
 
 def fit_resources(iterations):
-    """mem_mb and runtime of a job fitting ``iterations`` sweeps over its input ``data``
-    (latent_dim from its input ``latent_dim``)."""
+    """mem_mb and runtime of a job fitting ``iterations`` sweeps (a number, or a function
+    of wildcards and input) over its input ``data`` (latent_dim from its input ``latent_dim``).
+    """
 
     # Until a search's checkpoint is resolved, a fit's input is only that checkpoint:
     # named inputs may be absent, which the plan takes as "unknown".
@@ -450,7 +483,9 @@ def fit_resources(iterations):
             frames(input), plan.planned_latent_dim(input.get("latent_dim")), attempt
         ),
         "runtime": lambda wildcards, input, attempt: plan.fit_runtime_min(
-            frames(input), iterations, attempt
+            frames(input),
+            iterations(wildcards, input) if callable(iterations) else iterations,
+            attempt,
         ),
     }
 

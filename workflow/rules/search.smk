@@ -1,6 +1,7 @@
 # Kappa searches: rounds of parallel probe fits, one job per probe; all state in files.
-# Each round is a checkpoint whose decision (converged / next kappas) the next round
-# reads; choose_kappa links the chosen probe's checkpoint to chosen_checkpoint.h5, the input
+# Each round is a checkpoint whose decision (converged / next probes) the next round
+# reads; a probe confirmed at the stage's length continues an earlier probe's checkpoint.
+# choose_kappa links the chosen probe's checkpoint to chosen_checkpoint.h5, the input
 # of the stage's final fit (so a changed final fit never reruns a probe).
 
 
@@ -33,7 +34,7 @@ rule probe_kappa:
         "../../envs/kpms-flow.yaml"
     threads: 1
     resources:
-        **fit_resources(SEARCH["num_iters"]),
+        **fit_resources(probe_iterations),
         gpu=1,
     params:
         model=model_config(),
@@ -57,6 +58,7 @@ checkpoint search_round:
         "../../envs/kpms-flow.yaml"
     params:
         search=SEARCH,
+        stage_iters=lambda wildcards: config[wildcards.stage]["num_iters"],
     script:
         "../../scripts/search_round.py"
 
