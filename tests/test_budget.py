@@ -229,6 +229,8 @@ def test_plan_counts_gpu_jobs_frames_and_hours_by_hand(tmp_path):
     assert plan.job_counts() == TEST_CONFIG_GPU_JOBS
     probes = next(j for j in plan.jobs if j.rule == "probe_kappa")
     assert probes.jobs_upper_bound == 2 * 2 * 2
+    # per stage, 2 rounds of the larger of 2 probes x 2 sweeps and 1 confirmation x 3 sweeps
+    assert probes.frame_iters == 2 * 2 * max(2 * 2, 1 * 3) * 3600
     # budget 4,000 of 7,200 training frames: one session of each group (shares 2,000)
     assert plan.training_frames == 3600 and len(plan.over_budget) == 2
     assert {DEMO_GROUPS[s] for s in plan.over_budget} == {"A", "B"}
