@@ -216,3 +216,38 @@ def test_reapply_all_is_an_explicit_target_that_refits_nothing(demo_run):
     jobs = dry_run_jobs(workdir, config, "reapply_all")
     assert jobs == {"reapply_model": 5, "reapply_all": 1}
     # and it is not part of the default target: test_second_invocation_schedules_nothing
+
+
+def test_each_stages_delivered_duration_is_checked_and_a_converged_search_is_confirmed(demo_run):
+    """Issue 14 on the demo: the summary gives each stage's probe and final median against
+    the window, and a search that says converged ended on a fit of the stage's length
+    (test config: probes of 2 iterations, stages of 3) inside the window, the very fit
+    restart 0 delivers."""
+    import json
+
+    workdir, _, _ = demo_run
+    summary = json.loads((workdir / "results" / "summary.json").read_text())
+    text = (workdir / "results" / "summary.txt").read_text()
+    assert summary["target_duration_ms"] == [300, 400]
+    for stage in ("arhmm", "full_model"):
+        chosen = pd.read_csv(workdir / f"results/search/{stage}/chosen.tsv", sep="\t").iloc[0]
+        trace = pd.read_csv(workdir / f"results/search/{stage}/trace.tsv", sep="\t")
+        final = pd.read_csv(workdir / f"results/fits/restart_0/{stage}/metrics.tsv", sep="\t").iloc[0]
+        assert summary[f"final_median_duration_ms_{stage}"] == pytest.approx(final["median_duration_ms"])
+        assert summary[f"probe_median_duration_ms_{stage}"] == pytest.approx(
+            chosen["short_probe_median_duration_ms"])
+        assert summary[f"probe_iterations_{stage}"] == chosen["short_probe_iterations"] == 2
+        where = "inside" if summary[f"final_in_window_{stage}"] else "OUTSIDE"
+        assert f"final fit {final['median_duration_ms']:.0f} ms after 3 iterations" in text
+        assert f": {where} the target 300-400 ms" in text
+        if chosen["status"] == "converged":
+            assert chosen["iterations"] == 3 and summary[f"final_in_window_{stage}"] is True
+            assert final["median_duration_ms"] == pytest.approx(chosen["median_duration_ms"])
+        for row in trace[trace["source_round"] >= 0].itertuples():
+            # A confirmation continues a 2-iteration probe of an earlier round to 3.
+            source = trace[(trace["round"] == row.source_round) & (trace["probe"] == row.source_probe)]
+            assert row.iterations == 3 and source["iterations"].tolist() == [2]
+            assert row.round > row.source_round
+    # The demo's reference run confirms at least one stage (measured: the full model).
+    assert (pd.concat(pd.read_csv(workdir / f"results/search/{s}/trace.tsv", sep="\t")
+                      for s in ("arhmm", "full_model"))["source_round"] >= 0).any()
