@@ -22,13 +22,17 @@ FULL_MODEL_ITERS = 16  # sweeps after the AR-HMM: long enough to interrupt in th
 
 
 def longer_fit(reference: Path, workdir: Path, **config_changes) -> Path:
-    """A copy of the demo run whose final full-model fit is longer (only that job reruns)."""
+    """A copy of the demo run whose final full-model fit is longer: the AR-HMM and that fit
+    rerun, at the config's fixed kappas."""
     copy_run(reference, workdir)
     path = workdir / "config" / "test.yaml"
     config = yaml.safe_load(path.read_text())
     config["full_model"] = dict(config["full_model"], num_iters=FULL_MODEL_ITERS)
     # one restart: the longer fit is the delivered one (and the others need not refit)
     config["restarts"] = {"num_restarts": 1}
+    # No search: it confirms its choice at the stage's length, so a longer stage would rerun
+    # it and leave the final fit nothing to do (README, "Kappa search").
+    config["kappa_search"] = dict(config["kappa_search"], enabled=False)
     config.update(config_changes)
     path.write_text(yaml.safe_dump(config))
     return path

@@ -50,8 +50,8 @@ def test_hung_then_killed_fit_resumes_and_ends_as_if_uninterrupted(demo_referenc
     last_iteration, reference_labels = uninterrupted
     proc = start(tmp_path, config)
     try:
-        # 1. A hang: freeze the fitting process once it saved a snapshot of its own (the
-        #    chosen probe's last is iteration 5). SIGSTOP stops every thread, as a hung XLA.
+        # 1. A hang: freeze the fitting process once it saved a few snapshots (it starts at
+        #    the AR-HMM's last, iteration 3). SIGSTOP stops every thread, as a hung XLA.
         wait_for(lambda: any(i > 5 for i in recorded(tmp_path)), proc, what="a save")
         child = int(re.search(r"fit_full_model: process (\d+) started", (tmp_path / LOG).read_text()).group(1))
         saved_before_hang = max(recorded(tmp_path))

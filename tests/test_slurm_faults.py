@@ -125,12 +125,12 @@ class FaultDriver:
         return min(found, key=int)
 
     def resumes(self) -> list[tuple[float, int]]:
-        """(time, iteration) of each "resuming ... at iteration N" line that this run's fit
-        wrote (the log holds the current attempt only: a retry writes it anew; before the
-        first, the copied reference run's)."""
+        """(time, iteration) of each "starting / resuming ... at iteration N" line that this
+        run's fit wrote (the log holds the current attempt only: a retry writes it anew;
+        before the first, the copied reference run's)."""
         found = []
         for line in self.log().splitlines():
-            match = re.match(r"(\S+ \S+),\d+ INFO resuming \S+ at iteration (\d+)", line)
+            match = re.match(r"(\S+ \S+),\d+ INFO (?:starting|resuming) \S+ at iteration (\d+)", line)
             if match:
                 stamp = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
                 if stamp >= self.started:
