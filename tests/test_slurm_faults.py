@@ -44,6 +44,7 @@ FIT_COMMENT = "rule_fit_full_model"
 NEXT_COMMENT = "rule_reindex_syllables"
 NEXT_TARGET = "results/model/checkpoint.h5"  # the job after the fit (one restart: no selection)
 NEXT_OUTPUTS = [NEXT_TARGET, "results/model/syllable_order.tsv"]
+ARHMM_TARGET = "results/fits/restart_0/arhmm/checkpoint.h5"
 OUTAGE_MIN_S = 45  # slurmdbd stays down at least this long (several of the plugin's status checks)
 
 
@@ -130,11 +131,14 @@ class FaultDriver:
         before the first, the copied reference run's)."""
         found = []
         for line in self.log().splitlines():
-            match = re.match(r"(\S+ \S+),\d+ INFO (?:starting|resuming) \S+ at iteration (\d+)", line)
+            match = re.match(r"(\S+ \S+),\d+ INFO (starting|resuming) \S+ at iteration (\d+)", line)
             if match:
                 stamp = time.mktime(time.strptime(match.group(1), "%Y-%m-%d %H:%M:%S"))
+                # A fresh fit holds its starting state as a snapshot: its first save of a
+                # sweep is the next iteration, the one a fault must wait for.
+                iteration = int(match.group(3)) + (match.group(2) == "starting")
                 if stamp >= self.started:
-                    found.append((stamp, int(match.group(2))))
+                    found.append((stamp, iteration))
         return found
 
     def fit_process(self) -> int:
@@ -186,6 +190,11 @@ def faulted_run(slurm_cluster, demo_reference, tmp_path_factory):
     # after its orphaned run (README, "When the cluster fails").
     subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile", str(config),
                     "--cleanup-metadata", *NEXT_OUTPUTS], cwd=workdir, env=env, capture_output=True, check=True)
+    # The AR-HMM the long fit starts from, fitted here first: on the cluster, the faults' run
+    # submits only the long fit's attempts and the job after it.
+    subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--configfile", str(config),
+                    "--cores", "2", "--resources", "gpu=1", "--", ARHMM_TARGET],
+                   cwd=workdir, env=env, capture_output=True, check=True)
     run.start()
     try:
         # 1. The time limit: lowered to 1 minute while attempt 1 runs (as a too-small
