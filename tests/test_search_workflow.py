@@ -86,8 +86,13 @@ def test_killed_search_resumes_without_rerunning_probes(tmp_path, demo_reference
             pd.read_csv(tmp_path / "results" / "syllables" / csv.name), pd.read_csv(csv)
         )
     # Probe checkpoints are temporary outputs: Snakemake deleted each once nothing needed it
-    # (the chosen ones after their stage's final fit had taken them as input).
-    assert not list((tmp_path / "results" / "search").glob("*/round*/probe*/checkpoint.h5"))
+    # (the chosen ones after their stage's final fit had taken them as input), except those
+    # of probes that finished in the killed run: Snakemake never recorded those jobs as
+    # finished, so it does not remove their temporary outputs (README, "When a run is
+    # interrupted"; the same at 7ee4848, before confirmation).
+    left = {str(p.parent.relative_to(tmp_path)) + ".tsv"
+            for p in (tmp_path / "results" / "search").glob("*/round*/probe*/checkpoint.h5")}
+    assert left <= set(before), (left, before)
     # Nothing left to do (the probe Snakemake did not see finish stays marked incomplete in
     # its metadata: the profiles' ignore-incomplete, or --cleanup-metadata, accepts it).
     assert dry_run_jobs(tmp_path, config, "--ignore-incomplete") == {}
