@@ -165,10 +165,7 @@ def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
     (-1: the search's probe length) and, for a probe continued from an earlier one, that
     probe's ``source_round`` and ``source_probe``.
     """
-    table = pd.DataFrame(rows)
-    for column in ("iterations", "source_round", "source_probe"):
-        if column not in table:
-            table[column] = NO_SOURCE
+    table = _fresh_by_default(pd.DataFrame(rows), ("iterations", "source_round", "source_probe"))
     table["log10_lower"], table["log10_upper"] = bounds
     table["window_low_frames"], table["window_high_frames"] = window.low, window.high
     return table
@@ -176,10 +173,8 @@ def decision_table(rows: list[dict], bounds, window: Window) -> pd.DataFrame:
 
 def read_decision(path) -> tuple[pd.DataFrame, tuple[float, float], Window]:
     """The one reader of a round's decision file: its rows, the stage's range, the window."""
-    table = pd.read_csv(path, sep="\t")
-    for column in ("iterations", "source_round", "source_probe"):
-        if column not in table:  # decisions written before probes could be continued
-            table[column] = NO_SOURCE
+    # Decisions written before probes could be continued lack the probe columns.
+    table = _fresh_by_default(pd.read_csv(path, sep="\t"), ("iterations", "source_round", "source_probe"))
     first = table.iloc[0]
     bounds = (float(first["log10_lower"]), float(first["log10_upper"]))
     return table, bounds, Window(float(first["window_low_frames"]), float(first["window_high_frames"]))
@@ -247,7 +242,7 @@ def extended_bounds(history: pd.DataFrame, window: Window, bounds,
     return float(lo), float(hi)
 
 
-def _choice(candidates: pd.DataFrame, window: Window, status: str, bounds) -> dict:
+def _choice(candidates: pd.DataFrame, window: Window, status: str) -> dict:
     distance = [window.distance(v) for v in candidates["median_duration_frames"]]
     best = candidates.iloc[int(np.argmin(distance))]
     return {"status": status, "probe": -1, "kappa": float(best["kappa"]),
@@ -287,10 +282,10 @@ def decide(history: pd.DataFrame, window: Window, round_: int, max_rounds: int, 
     decisive = history[history["iterations"] >= stage_iters] if confirming else history
     inside = decisive[[window.contains(v) for v in decisive["median_duration_frames"]]]
     if len(inside):
-        return decision_table([_choice(inside, window, "converged", bounds)], bounds, window)
+        return decision_table([_choice(inside, window, "converged")], bounds, window)
     if round_ >= max_rounds:
         pool = decisive if len(decisive) else history
-        return decision_table([_choice(pool, window, "exhausted", bounds)], bounds, window)
+        return decision_table([_choice(pool, window, "exhausted")], bounds, window)
 
     short = history[history["iterations"] < stage_iters] if confirming else history
     if not len(short):  # probes as long as the stage: each is already decisive
@@ -347,11 +342,15 @@ def read_probes(paths) -> pd.DataFrame:
 
 def with_sources(history: pd.DataFrame) -> pd.DataFrame:
     """Probe tables written before probes could be continued: every probe was fresh."""
-    history = history.copy()
-    for column in ("source_round", "source_probe"):
-        if column not in history:
-            history[column] = NO_SOURCE
-    return history
+    return _fresh_by_default(history.copy(), ("source_round", "source_probe"))
+
+
+def _fresh_by_default(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """Missing probe columns mean a fresh probe of the search's length (NO_SOURCE)."""
+    for column in columns:
+        if column not in table:
+            table[column] = NO_SOURCE
+    return table
 
 
 def probe_plan(decision: pd.DataFrame, probe: int, probe_iters: int) -> tuple[float, int, tuple[int, int] | None]:
