@@ -356,6 +356,12 @@ def export_session_nwb(
     """
     from pynwb import NWBHDF5IO
 
+    # Register the extensions before a file is opened: an NWBHDF5IO knows only the types
+    # registered when it was made, and would write the bouts of an NWB source as plain
+    # TimeIntervals, losing the ethogram fields (source_pose, ethogram, ...).
+    import ndx_ethogram  # noqa: F401
+    import ndx_pose  # noqa: F401
+
     source_path = Path(source_path)
     with atomic_path(out) as tmp, quiet_nwb():
         if source_format == "nwb":
