@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -100,6 +101,27 @@ def tiny_keypoints(out: Path, n_sessions: int = 2, n_frames: int = 300):
         coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
     return coordinates, confidences, list(kp.bodyparts)
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` run once per test run, whatever the number of pytest-xdist workers.
+
+    The workers of one run share the parent of their base temporary folders: the first
+    worker to ask builds under a file lock while the others wait for it, and a build that
+    failed is retried by the next one to ask (so every test using it reports the failure).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_reference(tmp_path_factory) -> Path:
     """One complete, uninterrupted demo run (tiny iterations) shared by the workflow tests.
@@ -109,10 +131,11 @@ def demo_reference(tmp_path_factory) -> Path:
     """
     if os.environ.get("KPMS_FLOW_DEMO_REFERENCE"):
         return Path(os.environ["KPMS_FLOW_DEMO_REFERENCE"])
-    workdir = tmp_path_factory.mktemp("demo_reference")
-    config = write_demo_config(workdir)
-    snakemake(workdir, "--resources", "gpu=2", config=config)
-    return workdir
+
+    def build(workdir):
+        snakemake(workdir, "--resources", "gpu=2", config=write_demo_config(workdir))
+
+    return built_once(tmp_path_factory, "demo_reference", build)
 
 
 @pytest.fixture(scope="session")
@@ -121,18 +144,22 @@ def uninterrupted(demo_reference, tmp_path_factory):
     what every interrupted copy of it (tests/fit_interruptions.py) must end with."""
     from fit_interruptions import TARGET, final_labels, longer_fit
 
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    config = longer_fit(demo_reference, workdir)
-    snakemake(workdir, "--resources", "gpu=2", "--", TARGET, config=config)
-    return final_labels(workdir)
+    def build(workdir):
+        config = longer_fit(demo_reference, workdir)
+        snakemake(workdir, "--resources", "gpu=2", "--", TARGET, config=config)
+
+    return final_labels(built_once(tmp_path_factory, "uninterrupted", build))
 
 
 @pytest.fixture(scope="session")
 def fresh_dry_run_output(tmp_path_factory) -> str:
     """What ``snakemake -n`` prints in a fresh directory with the test config."""
-    workdir = tmp_path_factory.mktemp("fresh")
-    proc = snakemake(workdir, "-n", config=write_demo_config(workdir))
-    return proc.stdout + proc.stderr
+
+    def build(workdir):
+        proc = snakemake(workdir, "-n", config=write_demo_config(workdir))
+        (workdir / "dry_run.txt").write_text(proc.stdout + proc.stderr)
+
+    return (built_once(tmp_path_factory, "fresh", build) / "dry_run.txt").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -182,14 +209,34 @@ def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
     return path
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups set here
 def pytest_collection_modifyitems(config, items):
-    """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow."""
+    """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow.
+
+    Under pytest-xdist (``-n``, ``--dist loadgroup``, pyproject.toml) each module is one unit
+    of work, so a module's fixtures (most are whole Snakemake runs) are built once; the two
+    SLURM modules are one unit, since they share the one test cluster. Units go out longest
+    first: the SLURM unit, then modules that run Snakemake, then the quick ones, which fill
+    the workers' last minutes.
+    """
+    if hasattr(config, "workerinput"):
+        _distribute(items)
     if os.environ.get("KPMS_FLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with KPMS_FLOW_SLOW=1 ./run test (or -m slow)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def _distribute(items) -> None:
+    def unit(item) -> str:
+        return "slurm" if item.get_closest_marker("slurm") else item.module.__name__
+
+    runs_snakemake = {unit(item) for item in items if item.get_closest_marker("workflow")}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(unit(item)))
+    items.sort(key=lambda item: 0 if unit(item) == "slurm" else 1 if unit(item) in runs_snakemake else 2)
 
 
 # The quick lane (-m "not workflow") runs no Snakemake: a test (or a fixture it sets up,
