@@ -101,6 +101,12 @@ def tiny_keypoints(out: Path, n_sessions: int = 2, n_frames: int = 300):
         coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
     return coordinates, confidences, list(kp.bodyparts)
 
+def _run_root(tmp_path_factory) -> Path:
+    """The temporary folder of this test run, shared by its pytest-xdist workers."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 def built_once(tmp_path_factory, name: str, build) -> Path:
     """``build(folder)`` run once per test run, whatever the number of pytest-xdist workers.
 
@@ -108,9 +114,7 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
     worker to ask builds under a file lock while the others wait for it, and a build that
     failed is retried by the next one to ask (so every test using it reports the failure).
     """
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
+    root = _run_root(tmp_path_factory)
     folder, done = root / name, root / f"{name}.done"
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -176,9 +180,14 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip("the SLURM test cluster needs root (apt-get, daemons)")
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         pytest.skip("no slurm-wlm and no apt-get to install it")
-    subprocess.run([str(SLURM_CLUSTER), "install"], check=True, timeout=900)
-    state = tmp_path_factory.mktemp("slurm")
+    # One cluster at a time on this machine, also across pytest-xdist workers (its daemons
+    # listen on fixed ports); the lock is released when the module's cluster is stopped.
+    lock = open(_run_root(tmp_path_factory) / "slurm_cluster.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    state = None
     try:
+        subprocess.run([str(SLURM_CLUSTER), "install"], check=True, timeout=900)
+        state = tmp_path_factory.mktemp("slurm")
         started = subprocess.run(
             [str(SLURM_CLUSTER), "start", str(state)], timeout=300, capture_output=True, text=True
         )
@@ -186,7 +195,9 @@ def slurm_cluster(tmp_path_factory):
         yield dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
     finally:
         # Only the daemons this fixture started, by their pid files.
-        subprocess.run([str(SLURM_CLUSTER), "stop", str(state)], timeout=120)
+        if state is not None:
+            subprocess.run([str(SLURM_CLUSTER), "stop", str(state)], timeout=120)
+        lock.close()
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -209,34 +220,32 @@ def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
     return path
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups set here
 def pytest_collection_modifyitems(config, items):
     """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow.
 
-    Under pytest-xdist (``-n``, ``--dist loadgroup``, pyproject.toml) each module is one unit
-    of work, so a module's fixtures (most are whole Snakemake runs) are built once; the two
-    SLURM modules are one unit, since they share the one test cluster. Units go out longest
-    first: the SLURM unit, then modules that run Snakemake, then the quick ones, which fill
-    the workers' last minutes.
+    Under pytest-xdist (``-n 2 --dist loadscope``, pyproject.toml) each module is one unit of
+    work, so its fixtures (most are whole Snakemake runs) are built once; units go out in
+    this order: the SLURM routing run (the longest), the other modules that run Snakemake,
+    the SLURM fault run (after the routing run, since both need the one test cluster:
+    ``slurm_cluster`` waits for it), then the quick modules, which fill the workers' last
+    minutes. (``--dist loadgroup`` would group both SLURM modules, but pytest 9.2 broke it:
+    pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
-        _distribute(items)
+        runs_snakemake = {item.module for item in items if item.get_closest_marker("workflow")}
+
+        def rank(item) -> int:
+            if item.get_closest_marker("slurm") and item.module in runs_snakemake:
+                return 0 if item.module.__name__ == "test_slurm" else 2
+            return 1 if item.module in runs_snakemake else 3
+
+        items.sort(key=rank)
     if os.environ.get("KPMS_FLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason="slow: run with KPMS_FLOW_SLOW=1 ./run test (or -m slow)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def _distribute(items) -> None:
-    def unit(item) -> str:
-        return "slurm" if item.get_closest_marker("slurm") else item.module.__name__
-
-    runs_snakemake = {unit(item) for item in items if item.get_closest_marker("workflow")}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(unit(item)))
-    items.sort(key=lambda item: 0 if unit(item) == "slurm" else 1 if unit(item) in runs_snakemake else 2)
 
 
 # The quick lane (-m "not workflow") runs no Snakemake: a test (or a fixture it sets up,
