@@ -59,6 +59,10 @@ def pipeline_settings(args, iters: dict, truth_dir: Path) -> dict:
         "latent_dim": 3,
         "seed": 0,
         "kappa_search": {"enabled": False},
+        # One fit chain and no noise calibration, as the bare script (the demo has 3 restarts
+        # and calibrates from its labelled frames).
+        "restarts": {"num_restarts": 1},
+        "calibration": {"annotations": []},
         "arhmm": {"kappa": KAPPAS["arhmm"], "num_iters": iters["arhmm"]},
         "full_model": {"kappa": KAPPAS["full_model"], "num_iters": iters["full"]},
         "apply": {"num_iters": iters["apply"]},
