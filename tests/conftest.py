@@ -192,7 +192,11 @@ def slurm_cluster(tmp_path_factory):
             [str(SLURM_CLUSTER), "start", str(state)], timeout=300, capture_output=True, text=True
         )
         assert started.returncode == 0, f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
-        yield dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
+        # Job states every 5 s at most: the plugin's backoff (up to 180 s) made a third of
+        # the demo's run on this cluster a wait for jobs that had ended.
+        yield dict(
+            os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"), KPMS_FLOW_SLURM_STATUS_MAX_S="5"
+        )
     finally:
         # Only the daemons this fixture started, by their pid files.
         if state is not None:

@@ -133,3 +133,37 @@ def test_a_plugin_that_changed_is_named_and_left_alone():
     assert any("written for snakemake-executor-plugin-slurm 2.8.0, found 3.0.0" in p for p in problems)
     assert any("no longer calls query_job_status" in p for p in problems)
     assert changed.query_job_status is query_job_status
+
+
+# ---- the wait between job-status checks (KPMS_FLOW_SLURM_STATUS_MAX_S) ----
+def plugin_copy():
+    """The installed plugin's Executor in a subclass, so the patch stays in this test."""
+    import snakemake_executor_plugin_slurm as plugin
+
+    return types.SimpleNamespace(Executor=type("Executor", (plugin.Executor,), {}))
+
+
+def test_the_wait_between_status_checks_is_capped_where_set(monkeypatch):
+    copy = plugin_copy()
+    monkeypatch.setenv(slurm_patches.STATUS_INTERVAL_ENV, "5")
+    assert slurm_patches.cap_status_interval(copy) == 5.0
+    executor = object.__new__(copy.Executor)
+    # what the plugin's check_active_jobs sets: its initial wait, then +10 s per empty check
+    for wanted, kept in [(2, 2), (12, 5), (180, 5), (None, None)]:
+        executor.next_seconds_between_status_checks = wanted
+        assert executor._next_seconds_between_status_checks == kept
+
+
+def test_without_the_setting_the_plugins_backoff_is_untouched(monkeypatch):
+    copy = plugin_copy()
+    monkeypatch.delenv(slurm_patches.STATUS_INTERVAL_ENV, raising=False)
+    before = copy.Executor.next_seconds_between_status_checks
+    assert slurm_patches.cap_status_interval(copy) is None
+    assert copy.Executor.next_seconds_between_status_checks is before
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_a_bad_wait_setting_is_named(monkeypatch, value):
+    monkeypatch.setenv(slurm_patches.STATUS_INTERVAL_ENV, value)
+    with pytest.raises(ValueError, match=f"KPMS_FLOW_SLURM_STATUS_MAX_S must be a positive number of seconds, got '{value}'"):
+        slurm_patches.cap_status_interval(plugin_copy())

@@ -121,3 +121,47 @@ def patch_status_queries(plugin=None, max_outage: float | None = None) -> list[s
             plugin.query_job_status, max_outage_s() if max_outage is None else max_outage
         )
     return problems
+
+
+# The longest wait between two job-status checks (seconds; env var, a setting of the machine
+# Snakemake runs on). Unset: the plugin's own backoff.
+STATUS_INTERVAL_ENV = "KPMS_FLOW_SLURM_STATUS_MAX_S"
+
+
+def status_interval_cap() -> float | None:
+    """``KPMS_FLOW_SLURM_STATUS_MAX_S`` as seconds, or None where it is unset."""
+    value = os.environ.get(STATUS_INTERVAL_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        cap = float(value)
+    except ValueError:
+        cap = -1.0
+    if cap <= 0:
+        raise ValueError(f"{STATUS_INTERVAL_ENV} must be a positive number of seconds, got {value!r}")
+    return cap
+
+
+def cap_status_interval(plugin=None, max_s: float | None = None) -> float | None:
+    """Keep the plugin's wait between two job-status checks at or below ``max_s`` seconds.
+
+    The plugin waits 10 s longer after every check that finds no job finished, up to 180 s,
+    which spares a big cluster's controller. On a cluster of short jobs every step of the
+    workflow then waits up to minutes for a job that has ended (on the test cluster, a
+    third of the demo's run). ``max_s`` None: :func:`status_interval_cap`. Returns the cap
+    in force (None: the plugin's own backoff, nothing patched).
+    """
+    max_s = status_interval_cap() if max_s is None else max_s
+    if max_s is None:
+        return None
+    if plugin is None:
+        import snakemake_executor_plugin_slurm as plugin
+    # The property of snakemake-interface-executor-plugins' RemoteExecutor, which the
+    # plugin's check_active_jobs sets after each check (and its sleep() reads).
+    interval = plugin.Executor.next_seconds_between_status_checks
+
+    def capped(self, seconds):
+        interval.fset(self, seconds if seconds is None else min(seconds, max_s))
+
+    plugin.Executor.next_seconds_between_status_checks = property(interval.fget, capped)
+    return max_s

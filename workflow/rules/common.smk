@@ -521,15 +521,24 @@ def training_budget_params():
 
 # ---- cluster runs (the Snakefile's onstart calls this with the slurm executor) ----
 def prepare_slurm_run():
-    """Before the first submission: keep following jobs through an accounting outage
+    """Before the first submission: keep following jobs through an accounting outage and
+    check job states at least every KPMS_FLOW_SLURM_STATUS_MAX_S seconds where it is set
     (kpms_flow.slurm_patches), and never submit jobs that an earlier run, whose Snakemake
     died, still runs (kpms_flow.cluster)."""
     from kpms_flow.cluster import check_no_earlier_jobs
-    from kpms_flow.slurm_patches import patch_status_queries
+    from kpms_flow.slurm_patches import cap_status_interval, patch_status_queries
 
     for problem in patch_status_queries():
         logger.warning(
             f"kpms-flow: job states are not guarded against outages: {problem}"
+        )
+    try:
+        cap = cap_status_interval()
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    if cap is not None:
+        logger.info(
+            f"kpms-flow: job states checked at least every {cap:g} s (KPMS_FLOW_SLURM_STATUS_MAX_S)"
         )
     try:
         check_no_earlier_jobs(Path.cwd())
