@@ -101,6 +101,7 @@ def tiny_keypoints(out: Path, n_sessions: int = 2, n_frames: int = 300):
         coordinates[kp.session], confidences[kp.session] = kp.coordinates, kp.confidences
     return coordinates, confidences, list(kp.bodyparts)
 
+
 def _run_root(tmp_path_factory) -> Path:
     """The temporary folder of this test run, shared by its pytest-xdist workers."""
     root = tmp_path_factory.getbasetemp()
