@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821
 
-from kpms_flow.atomic import link_or_copy, write_table
+from kpms_flow.atomic import copy_file, write_table
 from kpms_flow.runtime import log_to
 from kpms_flow.search import read_decision, read_probes, search_outcome, trace_table
 
@@ -29,8 +29,10 @@ chosen["short_probe_iterations"] = (
 )
 write_table(out.trace, trace)
 write_table(out.chosen, chosen)
-# A hard link: the chosen checkpoint outlives the probe's temporary one without a copy.
-link_or_copy(inp.chosen_probe, out.checkpoint)
+# A copy, not a hard link: the link shares the input's inode, and Snakemake's touching of
+# this output after the job then made the input newer than chosen.tsv (a "clock skew"
+# error that failed the job, seen once in a clean-clone run of the suite).
+copy_file(inp.chosen_probe, out.checkpoint)
 row = chosen.iloc[0]
 if outcome.status == "exhausted":
     log.warning(
