@@ -193,8 +193,8 @@ def slurm_cluster(tmp_path_factory):
             [str(SLURM_CLUSTER), "start", str(state)], timeout=300, capture_output=True, text=True
         )
         assert started.returncode == 0, f"cluster.sh start failed:\n{started.stdout}\n{started.stderr}"
-        # Job states every 5 s at most: the plugin's backoff (up to 180 s) made a third of
-        # the demo's run on this cluster a wait for jobs that had ended.
+        # Job states every 5 s at most: with the plugin's backoff (up to 180 s) the demo's run
+        # on this cluster waited 9 to 35 s at each step for jobs that had ended.
         yield dict(
             os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"), KPMS_FLOW_SLURM_STATUS_MAX_S="5"
         )
