@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -218,3 +222,35 @@ def test_3d_keypoints_and_centroid(tmp_path):
         module = nwb.processing["behavior"]
         assert module[NAMES["pose"]].pose_estimation_series["tail"].data.shape == (10, 3)
         np.testing.assert_allclose(module[NAMES["centroid"]]["centroid"].data[:], data.centroid)
+
+
+FRESH_EXPORT = """
+import sys
+import numpy as np
+from kpms_flow.formats import load_session
+from kpms_flow.nwb_export import SessionSyllables, export_session_nwb
+source, out = sys.argv[1], sys.argv[2]
+kp = load_session(source, "nwb", "m3v1", fps=30)
+n = kp.n_frames
+data = SessionSyllables(
+    session="m3v1", syllable=np.repeat(np.arange(n // 100 + 1), 100)[:n],
+    centroid=np.nanmean(kp.coordinates, axis=1), heading=np.zeros(n), coordinates=kp.coordinates,
+    confidences=kp.confidences, bodyparts=kp.bodyparts, fps=30.0,
+)
+export_session_nwb(out, data, {"model": {"sha256": "ab" * 32}}, source, "nwb")
+"""
+
+
+def test_an_nwb_source_exported_in_a_fresh_process_keeps_the_ethogram_fields(tmp_path):
+    # As an export_nwb job does: nothing has imported the NWB extensions before the export.
+    source = shared_pose("dlc_openfield_mouse", "m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.nwb")
+    out = tmp_path / "m3v1.nwb"
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH_EXPORT, str(source), str(out)], capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "scripts")),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    io, nwb = read_module(out)
+    with io:
+        module = nwb.processing["behavior"]
+        assert module[NAMES["bouts"]].source_pose is module["PoseEstimation"]
