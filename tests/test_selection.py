@@ -6,6 +6,7 @@ reads and scores them as it does real ones, and no sweep is compiled.
 """
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -229,7 +230,9 @@ def test_select_writes_every_output_and_links_the_argmax(checkpoints, tmp_path):
     winner = int(np.argmax(expected_scores))
     assert list(eml["chosen"]) == [k == winner for k in range(3)]
     assert list(eml["in_target_window"]) == [True, False, True]
-    assert os.path.samefile(out["chosen"], checkpoints[winner])
+    # a copy (its own file: Snakemake's touch of an output must not reach the input)
+    assert Path(out["chosen"]).read_bytes() == Path(checkpoints[winner]).read_bytes()
+    assert not os.path.samefile(out["chosen"], checkpoints[winner])
 
     pairwise = pd.read_csv(out["pairwise"], sep="\t")
     assert len(pairwise) == 3 and pairwise["nmi"].between(0, 1).all()

@@ -379,7 +379,7 @@ def select_job(smk) -> None:
         (results/data/data.h5). Params: ``restarts`` (names), ``seeds`` (ints, same
         order), ``target_duration_ms`` ([low, high] or None). Outputs: ``eml``,
         ``eml_plot``, ``stability``, ``pairwise``, ``stability_plot``, ``convergence``,
-        ``convergence_plot``, ``chosen`` (a hard link to the chosen restart's checkpoint).
+        ``convergence_plot``, ``chosen`` (a copy of the chosen restart's checkpoint).
     """
     from .runtime import start_jax_job
 
@@ -388,7 +388,7 @@ def select_job(smk) -> None:
 
 
 def _select(smk) -> None:
-    from .atomic import link_or_copy, save_figure, write_table
+    from .atomic import copy_file, save_figure, write_table
     from .model import load_training_data
 
     inp, out, p = smk.input, smk.output, smk.params
@@ -460,5 +460,7 @@ def _select(smk) -> None:
     save_figure(out.eml_plot, eml_figure(eml_table), dpi=120)
     save_figure(out.stability_plot, stability_figure(pairwise, stability, names), dpi=120)
     save_figure(out.convergence_plot, convergence_figure(convergence), dpi=120)
-    link_or_copy(checkpoints[names.index(chosen)], out.chosen)
+    # A copy, not a hard link: Snakemake touches outputs after the job, and touching a link
+    # would make the input checkpoint newer than this job's other outputs (a clock-skew error).
+    copy_file(checkpoints[names.index(chosen)], out.chosen)
     log.info("chosen checkpoint %s -> %s", checkpoints[names.index(chosen)], out.chosen)
