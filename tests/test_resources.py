@@ -107,3 +107,18 @@ def test_a_fit_takes_the_memory_plan(tmp_path):
     assert (spec.parallel_message_passing, spec.mixed_map_iters) == (None, 1)
     spec.use_memory_plan(plan_fit_memory(10_000_000, 8, 16_000, on_gpu=True))
     assert (spec.parallel_message_passing, spec.mixed_map_iters) == (False, 11)
+
+
+def test_input_size_sums_the_files_and_a_missing_input_is_not_known_yet(tmp_path):
+    from snakemake.exceptions import is_file_not_found_error
+
+    (tmp_path / "a.h5").write_bytes(b"x" * 3_000_000)
+    (tmp_path / "b.h5").write_bytes(b"x" * 145)
+    files = [str(tmp_path / "a.h5"), str(tmp_path / "b.h5")]
+    assert resources.input_size_mb(files) == pytest.approx(3_000_145 / 2**20)  # as size_mb
+    assert resources.light_mem_mb(resources.input_size_mb(files)) == 1000 + 58
+    # Snakemake turns this error into "to be determined" (it names one of the job's inputs).
+    missing = [str(tmp_path / "a.h5"), str(tmp_path / "not_yet.h5")]
+    with pytest.raises(FileNotFoundError) as error:
+        resources.input_size_mb(missing)
+    assert is_file_not_found_error(error.value, missing)

@@ -465,7 +465,7 @@ if legacy_runtime_message(config):
 
 
 def light_mem_mb(wildcards, input, attempt):
-    return plan.light_mem_mb(input.size_mb, attempt)
+    return plan.light_mem_mb(plan.input_size_mb(input), attempt)
 
 
 def fit_resources(iterations):
