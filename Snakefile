@@ -30,7 +30,6 @@ include: "workflow/rules/apply_batch.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
-include: "workflow/rules/nwb.smk"
 include: "workflow/rules/syllable_names.smk"
 
 

@@ -169,7 +169,7 @@ def test_batched_labels_equal_each_sessions_own_apply(frozen_model, tmp_path):
             np.testing.assert_array_equal(regrouped[name], array, err_msg=f"{session} {name}")
     # the comparison can fail: different sessions do get different labels
     assert not np.array_equal(alone[first]["latent_state"], alone[middle]["latent_state"])
-    # export_session and export_nwb read a session's results from its batch's folder
+    # export_session (CSV and NWB) reads a session's results from its batch's folder
     from_folder = read_session_results(tmp_path / "batch_0", middle)
     np.testing.assert_array_equal(from_folder["syllable"], alone[middle]["syllable"])
 

@@ -44,8 +44,7 @@ NEW_SESSION_JOBS = {
     "load_keypoints": 1,
     "outlier_qa": 1,
     "apply_model": 1,
-    "export_session": 1,
-    "export_nwb": 1,
+    "export_session": 1,  # its CSV and NWB files
 }
 # A refit: training data, PCA, every restart's fit chain, the selection, the reindexed model.
 RESTARTS = yaml.safe_load(TEST_CONFIG.read_text())["restarts"]["num_restarts"]

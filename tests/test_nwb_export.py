@@ -242,7 +242,7 @@ export_session_nwb(out, data, {"model": {"sha256": "ab" * 32}}, source, "nwb")
 
 
 def test_an_nwb_source_exported_in_a_fresh_process_keeps_the_ethogram_fields(tmp_path):
-    # As an export_nwb job does: nothing has imported the NWB extensions before the export.
+    # As an export_session job does: nothing has imported the NWB extensions before the export.
     source = shared_pose("dlc_openfield_mouse", "m3v1mp4DLC_resnet50_openfieldAug20shuffle1_30000.nwb")
     out = tmp_path / "m3v1.nwb"
     proc = subprocess.run(

@@ -48,7 +48,6 @@ EVERY_STAGE = {
     "table_view": 7,
     "model_provenance": 1,
     "provenance": 1,
-    "export_nwb": 5,
     "all": 1,
 }
 
@@ -186,8 +185,7 @@ def test_a_syllable_table_reruns_only_the_cheap_downstream_jobs(demo_run, tmp_pa
     # what reads them
     assert dry_run_jobs(copy, named_config) == {
         "syllable_mapping": 1,
-        "export_session": 5,
-        "export_nwb": 5,
+        "export_session": 5,  # CSV and NWB files
         "run_summary": 1,
         "plot_ground_truth": 1,
         "table_view": 1,

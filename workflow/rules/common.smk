@@ -187,6 +187,33 @@ def syllable_mapping_file():
     return ["results/names/mapping.tsv"] if config["syllable_table"] else []
 
 
+# NWB export (in export_session), only with config nwb.enabled. Its inputs, the NWB file
+# and the params that only it reads.
+def nwb_export_inputs():
+    if not config["nwb"]["enabled"]:
+        return {}
+    return {
+        "clean": "results/sessions/{session}/clean.h5",
+        "model": "results/provenance/model.json",
+        "source": session_source,
+    }
+
+
+def nwb_export_outputs():
+    return {"nwb": "results/nwb/{session}.nwb"} if config["nwb"]["enabled"] else {}
+
+
+def nwb_export_params():
+    if not config["nwb"]["enabled"]:
+        return {}
+    return {
+        "format": lambda wildcards: session_row(wildcards)["format"],
+        "animal": lambda wildcards: session_row(wildcards)["animal"],
+        "skeleton": config["skeleton"],
+        "metadata": config["nwb"],
+    }
+
+
 def final_outputs():
     return [
         "results/summary.txt",
@@ -204,8 +231,8 @@ def final_outputs():
         *expand("results/syllables/{session}.csv", session=SESSIONS.index),
         *report_outputs(),  # workflow/rules/report.smk
         "results/provenance.json",  # workflow/rules/provenance.smk
-        *(
-            expand("results/nwb/{session}.nwb", session=SESSIONS.index)  # nwb.smk
+        *(  # written by export_session
+            expand("results/nwb/{session}.nwb", session=SESSIONS.index)
             if config["nwb"]["enabled"]
             else []
         ),

@@ -53,18 +53,28 @@ rule apply_model:
         "../../scripts/apply_model.py"
 
 
+# One job per session publishes its results: the CSV table and, with config nwb.enabled, the
+# NWB file (syllable bouts as ndx-ethogram, the cleaned keypoints as ndx-pose, centroid,
+# heading and the model's provenance; an NWB source gets a copy with these added, the source
+# is only read). One job, not two: each job costs a Python start when it runs and Snakemake's
+# per-job work in every dry run (benchmarks/README.md, "Dry run at scale").
 rule export_session:
     input:
         session_results_h5,
+        **nwb_export_inputs(),
         keypoints="results/keypoints/{session}.h5",
         mapping=syllable_mapping_file(),
     output:
-        "results/syllables/{session}.csv",
+        **nwb_export_outputs(),
+        csv="results/syllables/{session}.csv",
     log:
         "results/logs/export_session/{session}.log",
+    benchmark:
+        "results/benchmarks/export_session/{session}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:
+        **nwb_export_params(),
         fps=config["fps"],
     script:
         "../../scripts/export_session.py"
