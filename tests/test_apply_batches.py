@@ -236,7 +236,14 @@ def test_dry_run_applies_held_out_sessions_in_batches(tmp_path):
     for job in jobs:  # the calibrated noise model, as apply_model's (test config: annotations)
         if job["rule"] == "apply_batch":
             assert "results/calibration/error_estimator.tsv" in job["input"], job
-    exports = {j["output"]: j["input"] for j in jobs if j["rule"] == "export_session"}
+    # an export's outputs: the session's CSV and NWB file
+    exports = {
+        csv: j["input"]
+        for j in jobs
+        if j["rule"] == "export_session"
+        for csv in j["output"].split(", ")
+        if csv.endswith(".csv")
+    }
     assert "results/apply/batch_1," in exports["results/syllables/demo_05.csv"]
     assert "results/apply/batch_0," in exports["results/syllables/demo_03.csv"]
     assert "results/extract/results.h5," in exports["results/syllables/demo_01.csv"]
