@@ -230,19 +230,24 @@ def pytest_collection_modifyitems(config, items):
 
     Under pytest-xdist (``-n 2 --dist loadscope``, pyproject.toml) each module is one unit of
     work, so its fixtures (most are whole Snakemake runs) are built once; units go out in
-    this order: the SLURM routing run (the longest), the other modules that run Snakemake,
-    the SLURM fault run (after the routing run, since both need the one test cluster:
-    ``slurm_cluster`` waits for it), then the quick modules, which fill the workers' last
-    minutes. (``--dist loadgroup`` would group both SLURM modules, but pytest 9.2 broke it:
+    this order: the SLURM routing run (the longest), the modules that use the shared
+    reference run (so the other worker builds it first: the routing module compares with it
+    at its end, and waited 288 s for it when a 3D run went first), the other modules that
+    run Snakemake, the SLURM fault run (after the routing run, since both need the one test
+    cluster: ``slurm_cluster`` waits for it), then the quick modules, which fill the
+    workers' last minutes. (``--dist loadgroup`` would group both SLURM modules, but pytest 9.2 broke it:
     pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
         runs_snakemake = {item.module for item in items if item.get_closest_marker("workflow")}
+        uses_reference = {item.module for item in items if "demo_reference" in item.fixturenames}
 
         def rank(item) -> int:
             if item.get_closest_marker("slurm") and item.module in runs_snakemake:
-                return 0 if item.module.__name__ == "test_slurm" else 2
-            return 1 if item.module in runs_snakemake else 3
+                return 0 if item.module.__name__ == "test_slurm" else 3
+            if item.module in uses_reference:
+                return 1
+            return 2 if item.module in runs_snakemake else 4
 
         items.sort(key=rank)
     if os.environ.get("KPMS_FLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):
