@@ -291,10 +291,15 @@ def test_dry_run_with_a_budget_schedules_the_plans_jobs_and_no_apply_for_left_ou
 def budget_run(tmp_path_factory, demo_reference):
     """The demo with a training budget of 4,000 frames (its 4 training sessions have 7,200):
     one session of each group trains, the other two get the frozen model's labels. Fixed
-    tiny kappas and one restart (the search and selection are tested on the reference run);
-    the rules that never see a session list are left out."""
+    tiny kappas, one restart and no noise calibration (the search, selection and calibration
+    are tested on the reference run); the rules that never see a session list are left out."""
     workdir = tmp_path_factory.mktemp("budget_run")
-    settings = dict(TINY, kappa_search={"enabled": False}, training_budget={"max_frames": 4000})
+    settings = dict(
+        TINY,
+        kappa_search={"enabled": False},
+        training_budget={"max_frames": 4000},
+        calibration={"annotations": []},  # keypoint-moseq's default noise model: two jobs fewer
+    )
     config = write_demo_config(workdir, **settings)
     targets = [f"results/syllables/{s}.csv" for s in DEMO_FRAMES] + ["results/summary.txt"]
     snakemake(workdir, "--resources", "gpu=2", "--", *targets, config=config)
