@@ -19,11 +19,12 @@ inp, out, p = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 session = snakemake.wildcards.session  # noqa: F821
 with_nwb = "nwb" in out.keys()
 # The session's frame rate (its file, video or table row), else config key 'fps'.
-fps = read_session(inp.keypoints).fps or p.fps
+keypoints = read_session(inp.keypoints)
+fps = keypoints.fps or p.fps
 if not fps and with_nwb:
     # NWB times are seconds; frame numbers posing as seconds would mislead every reader.
     raise InputError(
-        f"{read_session(inp.clean).source_path}: session {session} has no frame rate (none in "
+        f"{keypoints.source_path}: session {session} has no frame rate (none in "
         "the file, its video or the sessions table, and config key 'fps' is empty); NWB needs "
         "one: set the session's fps column or config key 'fps' (or leave NWB files out: config "
         "key 'nwb.enabled: false')"

@@ -235,8 +235,8 @@ def pytest_collection_modifyitems(config, items):
     at its end, and waited 288 s for it when a 3D run went first), the other modules that
     run Snakemake, the SLURM fault run (after the routing run, since both need the one test
     cluster: ``slurm_cluster`` waits for it), then the quick modules, which fill the
-    workers' last minutes. (``--dist loadgroup`` would group both SLURM modules, but pytest 9.2 broke it:
-    pytest-xdist issue 1386.)
+    workers' last minutes. (``--dist loadgroup`` would group both SLURM modules, but
+    pytest 9.2 broke it: pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
         runs_snakemake = {item.module for item in items if item.get_closest_marker("workflow")}
