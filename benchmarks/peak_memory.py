@@ -11,8 +11,8 @@ not grow with iterations: checkpoints are written to disk), run to results/summa
 Two measurements of each job's peak resident memory:
 
 - **sampled**: this script polls every job's process tree (psutil, every 0.2 s) and keeps
-  the largest sum of RSS over the job's processes. Covers every rule, also load_keypoints
-  and outlier_qa, which have no ``benchmark:`` file.
+  the largest sum of RSS over the job's processes. Covers every rule, also prepare_session,
+  which has no ``benchmark:`` file.
 - **snakemake**: ``max_rss`` of the rule's ``benchmark:`` file. Snakemake samples once a
   second for a job's first 30 s and every 30 s after that (snakemake/benchmark.py), so for
   longer jobs it can miss the peak.
@@ -46,8 +46,7 @@ from snakemake_runs import (
 
 SCRIPT = re.compile(r"\.snakemake/scripts/tmp[^/]*?\.(\w+)\.py$")
 RULES = [
-    "load_keypoints",
-    "outlier_qa",
+    "prepare_session",
     "format_data",
     "fit_pca",
     "fit_arhmm",

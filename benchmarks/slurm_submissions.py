@@ -7,10 +7,10 @@ Root only: it starts the one-node test cluster of tests/slurm/cluster.sh in a te
 folder (and stops it). For each mode, in a fresh working directory with N small synthetic
 sessions (benchmarks/dry_run_scale.py's setup: one file hard-linked N times), it runs the
 per-session stage through ``--profile profiles/slurm`` up to ``results/qa/summary.tsv``
-(load_keypoints and outlier_qa per session; training_set and qa_summary are local rules):
+(prepare_session per session; training_set and qa_summary are local rules):
 
   groups   the profile as it is: per-session jobs bundled (group `sessions`, 50 per job)
-  arrays   the profile without groups, load_keypoints and outlier_qa as job arrays
+  arrays   the profile without groups, prepare_session as job arrays
            (``--slurm-array-jobs``, snakemake-executor-plugin-slurm 2.6+)
   plain    the profile without groups: one submission per job
 
@@ -67,7 +67,7 @@ def run_mode(mode: str, n_sessions: int, env: dict, scratch: Path) -> dict:
     workdir.mkdir()
     config = setup(workdir, n_sessions)
     profile = profile_copy(scratch / f"profile-{mode}", groups=mode == "groups")
-    extra = ["--slurm-array-jobs=load_keypoints,outlier_qa"] if mode == "arrays" else []
+    extra = ["--slurm-array-jobs=prepare_session"] if mode == "arrays" else []
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
     cmd = [

@@ -101,7 +101,7 @@ PARSE_FAILURES = {
     # Snakemake's own check, after parsing: a row whose pose file does not exist.
     "pose file missing": (
         {}, missing_pose_file,
-        [r"Missing input files for rule load_keypoints(.|\n)*session=demo_01(.|\n)*pose/nowhere\.h5"],
+        [r"Missing input files for rule prepare_session(.|\n)*session=demo_01(.|\n)*pose/nowhere\.h5"],
     ),
 }
 
@@ -264,7 +264,7 @@ def test_unloadable_pose_file_stops_its_job(load_run, case):
     path = rows.set_index("session").loc[case, "path"]
     # The console line the rule script prints, with the file named first.
     assert_stopped(proc, rf"ERROR: {re.escape(path)}[^\n]*{pattern}")
-    log = (workdir / "results" / "logs" / "load_keypoints" / f"{case}.log").read_text()
+    log = (workdir / "results" / "logs" / "prepare_session" / f"{case}.log").read_text()
     assert re.search(pattern, log)
     assert not (workdir / "results" / "sessions" / case).exists() or not any(
         (workdir / "results" / "sessions" / case).iterdir()
@@ -382,7 +382,7 @@ def test_target_in_ms_without_a_frame_rate(demo_reference, tmp_path):
 # ---------------------------------------------------------------- raw inputs are never modified
 @pytest.mark.workflow
 def test_raw_inputs_unchanged_since_they_were_loaded(demo_reference):
-    """The complete demo run: each pose file hashes as when load_keypoints first read it
+    """The complete demo run: each pose file hashes as when prepare_session first read it
     (the demo's files are made inside the run, so that is the earliest hash there is)."""
     for keypoints in sorted((demo_reference / "results" / "keypoints").glob("*.h5")):
         with h5py.File(keypoints) as f:

@@ -41,8 +41,7 @@ SUMMARIES = {
     "all": 1,
 }
 NEW_SESSION_JOBS = {
-    "load_keypoints": 1,
-    "outlier_qa": 1,
+    "prepare_session": 1,
     "apply_model": 1,
     "export_session": 1,  # its CSV and NWB files
 }
@@ -218,7 +217,7 @@ def test_flipping_a_session_to_training_refits(added_session):
     assert_jobs(jobs, REFIT)
     assert_jobs(jobs, dict.fromkeys(["extract_results", "plot_pca", "qa_summary", "run_summary"], 1))
     # the per-session preprocessing is reused; the flipped session now comes from the fit
-    assert "load_keypoints" not in jobs and "outlier_qa" not in jobs
+    assert "prepare_session" not in jobs
     assert jobs["apply_model"] == 1  # NEW only, against the new model
     assert jobs["export_session"] == 6
     # the reasons say why: the training set's decider has a new input, the flipped session's
@@ -275,7 +274,7 @@ def test_model_setting_refits(fewer_states):
     assert_jobs(jobs, dict.fromkeys(["reindex_syllables", "extract_results", "run_summary"], 1))
     assert jobs["apply_model"] == 2 and jobs["export_session"] == 6
     # loading, QA and its summary do not depend on the model
-    for rule in ["load_keypoints", "outlier_qa", "qa_summary"]:
+    for rule in ["prepare_session", "qa_summary"]:
         assert rule not in jobs, (rule, jobs)
     # Why: the first model job whose params hold the setting says so, with the recorded value
     # (Snakemake gives the jobs after it "Input files updated by another job").
@@ -290,7 +289,7 @@ def test_pca_setting_refits_pca_and_models(added_session):
     jobs, reasons = dry_run(workdir, variant(workdir, "pca", PCA_fitting_num_frames=frames))
     assert_jobs(jobs, {rule: n for rule, n in REFIT.items() if rule != "format_data"})
     assert_jobs(jobs, dict.fromkeys(["plot_pca", "extract_results", "run_summary"], 1))
-    for rule in ["load_keypoints", "outlier_qa", "qa_summary"]:
+    for rule in ["prepare_session", "qa_summary"]:
         assert rule not in jobs, (rule, jobs)
     changed = [r for rule in ["format_data", "fit_pca"] for r in reasons.get(rule, [])]
     assert any("Params have changed" in r and "PCA_fitting_num_frames" in r for r in changed)

@@ -16,8 +16,7 @@ DEMO_SESSIONS = [f"demo_{i:02d}" for i in range(1, 6)]
 TRAIN = DEMO_SESSIONS[:4]
 EVERY_STAGE = {
     "demo_data": 1,
-    "load_keypoints": 5,
-    "outlier_qa": 5,
+    "prepare_session": 5,
     "qa_summary": 1,
     "training_set": 1,
     "clean_manifest": 1,

@@ -231,7 +231,7 @@ def schema_default(key: str):
 
 
 def load_demo(sessions_tsv: str, qa: bool):
-    """The demo's sessions as rules load_keypoints and outlier_qa leave them."""
+    """The demo's sessions as rule prepare_session leaves them."""
     import pandas as pd
 
     from kpms_flow.formats import load_session

@@ -30,8 +30,9 @@ GPU_MEMORY_USABLE_FRACTION = 0.9  # leave room for the CUDA context and XLA's sc
 SECONDS_PER_FRAME_ITER = 50e-6  # measured CPU full-model sweep rate (see above)
 RUNTIME_SAFETY = 3.0
 BASE_RUNTIME_MIN = 15  # start-up, imports, XLA compilation without a warm cache
-# Light jobs: load_keypoints peaked at 559-575 MB whatever the frames (benchmarks/README.md,
-# peak memory); pose tables decompress and get copied while cleaning: 20 copies is generous.
+# Light jobs: loading peaked at 559-575 MB whatever the frames, outlier removal at 680-819 MB
+# (benchmarks/README.md, peak memory); pose tables decompress and get copied while cleaning:
+# 20 copies is generous.
 LIGHT_BASE_MEM_MB = 1000
 LIGHT_INPUT_COPIES = 20
 # Before PCA has chosen latent_dim (a dry run), plan with keypoint-moseq's default.

@@ -1,13 +1,23 @@
-# Load one session's pose file with keypoint-moseq's loaders, check it, normalise it.
+# One session's pose file: loaded with keypoint-moseq's loaders, checked and normalised, then
+# cleaned by keypoint-moseq's outlier removal. One job, not two: each would import
+# keypoint-moseq (6-9 s) for under a second of work (benchmarks/README.md, issue 18).
 
 
-rule load_keypoints:
+rule prepare_session:
     input:
         session_source,
     output:
-        "results/keypoints/{session}.h5",
+        keypoints="results/keypoints/{session}.h5",
+        clean="results/sessions/{session}/clean.h5",
+        table="results/sessions/{session}/qa.tsv",
+        plot=report(
+            "results/sessions/{session}/outliers.png",
+            caption="../report/outliers.rst",
+            category="Quality control",
+            labels={"session": "{session}", "figure": "outliers"},
+        ),
     log:
-        "results/logs/load_keypoints/{session}.log",
+        "results/logs/prepare_session/{session}.log",
     conda:
         "../../envs/kpms-flow.yaml"
     resources:
@@ -25,5 +35,6 @@ rule load_keypoints:
             | set(config["posterior_bodyparts"])
         ),
         min_frames=config["min_frames"],
+        outlier_scale_factor=config["outlier_scale_factor"],
     script:
-        "../../scripts/load_keypoints.py"
+        "../../scripts/prepare_session.py"

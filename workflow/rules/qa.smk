@@ -1,29 +1,5 @@
-# Outlier QA per session, the decision which sessions train the model, and the summary.
-
-
-rule outlier_qa:
-    input:
-        "results/keypoints/{session}.h5",
-    output:
-        clean="results/sessions/{session}/clean.h5",
-        table="results/sessions/{session}/qa.tsv",
-        plot=report(
-            "results/sessions/{session}/outliers.png",
-            caption="../report/outliers.rst",
-            category="Quality control",
-            labels={"session": "{session}", "figure": "outliers"},
-        ),
-    log:
-        "results/logs/outlier_qa/{session}.log",
-    conda:
-        "../../envs/kpms-flow.yaml"
-    resources:
-        mem_mb=light_mem_mb,
-    params:
-        outlier_scale_factor=config["outlier_scale_factor"],
-        use_bodyparts=config["use_bodyparts"],
-    script:
-        "../../scripts/outlier_qa.py"
+# Which sessions train the model (from each session's QA, rule prepare_session), and the
+# QA summary.
 
 
 # The one decider of the training set: only training sessions' QA feeds it, so adding a

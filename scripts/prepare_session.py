@@ -1,15 +1,20 @@
-"""Rule load_keypoints: one pose file (one animal) -> normalised session file."""
+"""Rule prepare_session: one pose file (one animal) -> normalised session file, then
+keypoint-moseq's medoid-distance outlier removal -> cleaned session file and QA row."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (the library beside this script)
 
+import pandas as pd
+
+from kpms_flow.atomic import write_table
 from kpms_flow.formats import load_session, validate_session
-from kpms_flow.keypoints import reorder_bodyparts, write_session
+from kpms_flow.keypoints import read_session, reorder_bodyparts, write_session
+from kpms_flow.qa import outlier_qa
 from kpms_flow.runtime import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821
-p = snakemake.params  # noqa: F821
+p, out = snakemake.params, snakemake.output  # noqa: F821
 
 kp = load_session(
     snakemake.input[0],  # noqa: F821
@@ -28,7 +33,7 @@ validate_session(
     min_frames=p.min_frames,
     used_bodyparts=p.use_bodyparts or None,
 )
-write_session(snakemake.output[0], kp)  # noqa: F821
+write_session(out.keypoints, kp)
 log.info(
     "%s: %d frames, %d bodyparts %s, %dD, fps %s (%s), sha256 %s",
     kp.source_path,
@@ -40,3 +45,15 @@ log.info(
     kp.fps_source or "unknown",
     kp.source_sha256[:12],
 )
+
+# QA on the session as written (float64, fps NaN when unknown), as every later rule reads it.
+result = outlier_qa(
+    read_session(out.keypoints), p.outlier_scale_factor, plot_path=out.plot, use_bodyparts=p.use_bodyparts
+)
+write_session(
+    out.clean,
+    result.clean,
+    extra={"outlier_mask": result.outlier_mask, "missing_mask": result.missing_mask},
+)
+write_table(out.table, pd.DataFrame([result.row]))
+log.info("QA %s", result.row)
