@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -131,14 +133,23 @@ def built_once(tmp_path_factory, name: str, build) -> Path:
 def demo_reference(tmp_path_factory) -> Path:
     """One complete, uninterrupted demo run (tiny iterations) shared by the workflow tests.
 
-    Tests must not modify it: copy it with ``copy_run`` first. KPMS_FLOW_DEMO_REFERENCE names
-    a completed run of config/test.yaml to use instead (to rerun one workflow test quickly).
+    Built through the SLURM profile on the test cluster where one can run here (root), so
+    the suite's one full run of config/test.yaml is also its cluster run (tests/test_slurm.py
+    reads its accounting from ``SACCT_ROWS``), and locally otherwise. Tests must not modify
+    it: copy it with ``copy_run`` first. KPMS_FLOW_DEMO_REFERENCE names a completed run of
+    config/test.yaml to use instead (to rerun one workflow test quickly).
     """
     if os.environ.get("KPMS_FLOW_DEMO_REFERENCE"):
         return Path(os.environ["KPMS_FLOW_DEMO_REFERENCE"])
 
     def build(workdir):
-        snakemake(workdir, "--resources", "gpu=2", config=write_demo_config(workdir))
+        config = write_demo_config(workdir)
+        if slurm_unavailable():
+            snakemake(workdir, "--resources", "gpu=2", config=config)
+            return
+        with running_slurm_cluster(tmp_path_factory) as env:
+            run_on_slurm_cluster(workdir, config, env)
+            (workdir / SACCT_ROWS).write_text(json.dumps(sacct_rows(env)))
 
     return built_once(tmp_path_factory, "demo_reference", build)
 
@@ -173,16 +184,25 @@ def fresh_dry_run(fresh_dry_run_output) -> dict[str, int]:
     return job_counts(fresh_dry_run_output)
 
 
-@pytest.fixture(scope="module")
-def slurm_cluster(tmp_path_factory):
-    """A real one-node SLURM cluster (tests/slurm/cluster.sh) for one test module: the
-    environment that reaches it (SLURM_CONF), or a skip where it cannot run."""
+SLURM_PROFILE = ROOT / "profiles" / "slurm"
+SACCT_ROWS = "sacct.json"  # beside results/ in a run made on the test cluster
+
+
+def slurm_unavailable() -> str | None:
+    """Why the SLURM test cluster (tests/slurm/cluster.sh) cannot run here, or None."""
     if os.geteuid() != 0:
-        pytest.skip("the SLURM test cluster needs root (apt-get, daemons)")
+        return "the SLURM test cluster needs root (apt-get, daemons)"
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
-        pytest.skip("no slurm-wlm and no apt-get to install it")
+        return "no slurm-wlm and no apt-get to install it"
+    return None
+
+
+@contextlib.contextmanager
+def running_slurm_cluster(tmp_path_factory):
+    """A real one-node SLURM cluster (tests/slurm/cluster.sh) while the block runs: the
+    environment that reaches it (SLURM_CONF)."""
     # One cluster at a time on this machine, also across pytest-xdist workers (its daemons
-    # listen on fixed ports); the lock is released when the module's cluster is stopped.
+    # listen on fixed ports); the lock is released when the cluster is stopped.
     lock = open(_run_root(tmp_path_factory) / "slurm_cluster.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     state = None
@@ -203,6 +223,40 @@ def slurm_cluster(tmp_path_factory):
         if state is not None:
             subprocess.run([str(SLURM_CLUSTER), "stop", str(state)], timeout=120)
         lock.close()
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """The SLURM test cluster for one test module, or a skip where it cannot run."""
+    if reason := slurm_unavailable():
+        pytest.skip(reason)
+    with running_slurm_cluster(tmp_path_factory) as env:
+        yield env
+
+
+def run_on_slurm_cluster(workdir: Path, config: Path, env: dict) -> None:
+    """The whole workflow through ``--profile profiles/slurm``, unchanged, on the test cluster."""
+    cmd = [
+        "timeout", "-k", "30", "1500",  # the plugin can hang past SIGTERM (notes)
+        SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+        "--profile", str(SLURM_PROFILE), "--configfile", str(config),
+        "--cores", "2",  # the per-submission limit: this node has 2 CPUs
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-keep-successful-logs",
+    ]
+    env = dict(env, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-8000:]
+
+
+def sacct_rows(env) -> list[dict]:
+    """Every job the cluster ran in the last week (job, partition, tres, state, comment)."""
+    out = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-a", "--starttime=now-7days", "-o", "JobID,Partition,AllocTRES,State,Comment"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    keys = ["job", "partition", "tres", "state", "comment"]
+    return [dict(zip(keys, line.split("|", 4))) for line in out.splitlines() if line]
 
 
 def copy_run(source: Path, target: Path) -> Path:
@@ -230,13 +284,13 @@ def pytest_collection_modifyitems(config, items):
 
     Under pytest-xdist (``-n 2 --dist loadscope``, pyproject.toml) each module is one unit of
     work, so its fixtures (most are whole Snakemake runs) are built once; units go out in
-    this order: the SLURM routing run (the longest), the modules that use the shared
-    reference run (so the other worker builds it first: the routing module compares with it
-    at its end, and waited 288 s for it when a 3D run went first), the other modules that
-    run Snakemake, the SLURM fault run (after the routing run, since both need the one test
-    cluster: ``slurm_cluster`` waits for it), then the quick modules, which fill the
-    workers' last minutes. (``--dist loadgroup`` would group both SLURM modules, but
-    pytest 9.2 broke it: pytest-xdist issue 1386.)
+    this order: the SLURM routing module (it asks first for the shared reference run, which
+    is made on the test cluster and is the longest), the other modules that run Snakemake
+    without the reference (so the other worker is busy meanwhile instead of waiting for it),
+    the modules that use it, the SLURM fault run (it needs the one test cluster, which the
+    reference's build holds: ``running_slurm_cluster`` waits for it), then the quick modules,
+    which fill the workers' last minutes. (``--dist loadgroup`` would group both SLURM
+    modules, but pytest 9.2 broke it: pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
         runs_snakemake = {item.module for item in items if item.get_closest_marker("workflow")}
@@ -246,8 +300,8 @@ def pytest_collection_modifyitems(config, items):
             if item.get_closest_marker("slurm") and item.module in runs_snakemake:
                 return 0 if item.module.__name__ == "test_slurm" else 3
             if item.module in uses_reference:
-                return 1
-            return 2 if item.module in runs_snakemake else 4
+                return 2
+            return 1 if item.module in runs_snakemake else 4
 
         items.sort(key=rank)
     if os.environ.get("KPMS_FLOW_SLOW") == "1" or "slow" in (config.getoption("-m") or ""):

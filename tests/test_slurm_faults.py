@@ -177,8 +177,9 @@ class FaultDriver:
         subprocess.run(["scontrol", *args], env=self.env, check=True, timeout=60)
 
 
+# demo_reference before slurm_cluster: its build may need the one test cluster itself.
 @pytest.fixture(scope="module")
-def faulted_run(slurm_cluster, demo_reference, tmp_path_factory):
+def faulted_run(demo_reference, slurm_cluster, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm_faults")
     config = longer_fit(demo_reference, workdir)
     env = dict(slurm_cluster, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
