@@ -47,8 +47,7 @@ from snakemake_runs import (
 SCRIPT = re.compile(r"\.snakemake/scripts/tmp[^/]*?\.(\w+)\.py$")
 RULES = [
     "prepare_session",
-    "format_data",
-    "fit_pca",
+    "prepare_training_data",
     "fit_arhmm",
     "fit_full_model",
     "reindex_syllables",

@@ -317,7 +317,7 @@ def add_session_without(bodypart: str):
 
 
 @pytest.mark.workflow
-def test_bodyparts_that_differ_between_sessions_stop_format_data(demo_reference, tmp_path):
+def test_bodyparts_that_differ_between_sessions_stop_the_training_data(demo_reference, tmp_path):
     config = variant(demo_reference, tmp_path, table_edit=add_session_without("hips"))
     proc = snakemake(tmp_path, "--", "results/data/data.h5", config=config, check=False)
     assert_stopped(
@@ -354,7 +354,7 @@ def test_latent_dim_larger_than_the_data_allow(demo_reference, tmp_path):
         proc,
         r"ERROR: config key 'latent_dim' is 40 but the data allow at most \d+ principal components",
     )
-    for output in ("pca.p", "latent_dim.txt", "variance.tsv"):  # rule fit_pca's outputs
+    for output in ("pca.p", "latent_dim.txt", "variance.tsv"):  # rule prepare_training_data's PCA outputs
         assert not (tmp_path / "results" / "pca" / output).exists(), output
     assert not leftovers(tmp_path)
 

@@ -48,7 +48,7 @@ NEW_SESSION_JOBS = {
 # A refit: training data, PCA, every restart's fit chain, the selection, the reindexed model.
 RESTARTS = yaml.safe_load(TEST_CONFIG.read_text())["restarts"]["num_restarts"]
 FITS = {"fit_arhmm": RESTARTS, "fit_full_model": RESTARTS, "select_model": 1}
-REFIT = {"format_data": 1, "fit_pca": 1, **FITS, "reindex_syllables": 1}
+REFIT = {"prepare_training_data": 1, **FITS, "reindex_syllables": 1}
 
 
 def assert_jobs(jobs: dict[str, int], expected: dict[str, int]) -> None:
@@ -222,15 +222,15 @@ def test_flipping_a_session_to_training_refits(added_session):
     assert jobs["export_session"] == 6
     # the reasons say why: the training set's decider has a new input, the flipped session's
     # QA table (Snakemake names it where the held-out session's QA ran after the decision in
-    # the reference run, which depends on job order), and format_data names the decision
+    # the reference run, which depends on job order), and prepare_training_data names the decision
     assert jobs["training_set"] == 1
     assert any(
         "Set of input files has changed" in r or f"results/sessions/{HELD_OUT}/qa.tsv" in r
         for r in reasons["training_set"]
     ), reasons["training_set"]
-    assert any("results/qa/training_set.tsv" in r for r in reasons["format_data"])
+    assert any("results/qa/training_set.tsv" in r for r in reasons["prepare_training_data"])
     # downstream jobs name the upstream job's output (Snakemake reports that reason first)
-    for rule in ["fit_pca", "fit_arhmm", "fit_full_model", "extract_results"]:
+    for rule in ["fit_arhmm", "fit_full_model", "extract_results"]:
         assert any("Input files updated by another job" in r for r in reasons[rule]), rule
 
 
@@ -287,11 +287,11 @@ def test_pca_setting_refits_pca_and_models(added_session):
     config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
     frames = int(config.get("PCA_fitting_num_frames", 1_000_000)) // 2
     jobs, reasons = dry_run(workdir, variant(workdir, "pca", PCA_fitting_num_frames=frames))
-    assert_jobs(jobs, {rule: n for rule, n in REFIT.items() if rule != "format_data"})
+    assert_jobs(jobs, REFIT)  # formatting and PCA are one job
     assert_jobs(jobs, dict.fromkeys(["plot_pca", "extract_results", "run_summary"], 1))
     for rule in ["prepare_session", "qa_summary"]:
         assert rule not in jobs, (rule, jobs)
-    changed = [r for rule in ["format_data", "fit_pca"] for r in reasons.get(rule, [])]
+    changed = reasons.get("prepare_training_data", [])
     assert any("Params have changed" in r and "PCA_fitting_num_frames" in r for r in changed)
 
 
@@ -299,7 +299,7 @@ def test_pca_setting_refits_pca_and_models(added_session):
 def test_fit_only_setting_keeps_training_data_and_pca(fewer_states):
     jobs, _ = fewer_states
     assert jobs.get("fit_arhmm") == RESTARTS
-    assert not {"format_data", "fit_pca", "plot_pca"} & set(jobs), jobs
+    assert not {"prepare_training_data", "plot_pca"} & set(jobs), jobs
 
 
 def test_session_without_ground_truth_still_updates_run_summary(added_session):

@@ -88,7 +88,7 @@ def test_adding_a_restart_schedules_only_its_chain(demo_reference, tmp_path):
     jobs = dry_run_jobs(demo_reference, variant)
     assert jobs["fit_arhmm"] == 1 and jobs["fit_full_model"] == 1 and jobs["select_model"] == 1
     # nothing before the fits: the searches, PCA and data are reused
-    assert not {"probe_kappa", "format_data", "fit_pca", "choose_kappa"} & set(jobs), jobs
+    assert not {"probe_kappa", "prepare_training_data", "choose_kappa"} & set(jobs), jobs
 
 
 def test_a_lost_restart_reruns_alone(demo_reference, tmp_path):
@@ -101,4 +101,4 @@ def test_a_lost_restart_reruns_alone(demo_reference, tmp_path):
     shutil.rmtree(workdir / "results" / "selection")
     jobs = dry_run_jobs(workdir, workdir / "config" / "test.yaml")
     assert jobs["fit_full_model"] == 1 and jobs["select_model"] == 1
-    assert not {"fit_arhmm", "probe_kappa", "format_data", "fit_pca"} & set(jobs), jobs
+    assert not {"fit_arhmm", "probe_kappa", "prepare_training_data"} & set(jobs), jobs

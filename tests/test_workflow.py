@@ -22,8 +22,7 @@ EVERY_STAGE = {
     "clean_manifest": 1,
     "noise_calibration": 1,  # config/test.yaml calibrates from the demo's labels
     "plot_calibration": 1,
-    "format_data": 1,
-    "fit_pca": 1,
+    "prepare_training_data": 1,
     "plot_pca": 1,
     "start_kappa_search": 2,
     "probe_kappa": 4,
