@@ -2,6 +2,7 @@
 job arrays, or one submission per job.
 
     .venv/bin/python benchmarks/slurm_submissions.py [--sessions 20] [--modes groups arrays plain]
+        [--jobs N] [--timeout S]
 
 Root only: it starts the one-node test cluster of tests/slurm/cluster.sh in a temporary
 folder (and stops it). For each mode, in a fresh working directory with N small synthetic
@@ -17,6 +18,12 @@ per-session stage through ``--profile profiles/slurm`` up to ``results/qa/summar
 and counts, from sacct, the submissions (distinct job ids; an array is one), the array
 tasks, and the wall time of the run. One run; the machine is shared, so compare the
 modes, not the seconds. Writes benchmarks/results/slurm_submissions.tsv.
+
+``--jobs N`` replaces the profile's ``jobs: 100`` (Snakemake's limit on jobs queued at once):
+N below the number of sessions models a project larger than that limit (20 sessions with
+``--jobs 5`` stand for 400 sessions with 100), where snakemake-executor-plugin-slurm's issue
+473 reports that array mode stops submitting. A run still going after ``--timeout`` seconds
+is killed and recorded as hung, not completed.
 """
 
 from __future__ import annotations
@@ -62,23 +69,29 @@ def sacct_jobs(env, since: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "state", "comment"])
 
 
-def run_mode(mode: str, n_sessions: int, env: dict, scratch: Path) -> dict:
+def run_mode(
+    mode: str, n_sessions: int, env: dict, scratch: Path, jobs_limit: int | None, timeout_s: int
+) -> dict:
     workdir = scratch / mode
     workdir.mkdir()
     config = setup(workdir, n_sessions)
     profile = profile_copy(scratch / f"profile-{mode}", groups=mode == "groups")
     extra = ["--slurm-array-jobs=prepare_session"] if mode == "arrays" else []
+    if jobs_limit is not None:
+        extra += ["--jobs", str(jobs_limit)]
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
     time.sleep(1)
     cmd = [
-        "timeout", "-k", "30", "1800", SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+        "timeout", "-k", "30", str(timeout_s), SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
         "--profile", str(profile), "--configfile", str(config), "--cores", "2",
         "--slurm-init-seconds-before-status-checks", "2", *extra, "--", TARGET,
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    if proc.returncode != 0:
+    # timeout(1) exits 124, or dies by the KILL it sends when the run ignores TERM
+    hung = proc.returncode in (124, 137, -9)
+    if proc.returncode != 0 and not hung:
         raise SystemExit(f"{mode}: snakemake failed ({proc.returncode}):\n{proc.stderr[-5000:]}")
     jobs = sacct_jobs(env, since)
     parents = jobs["job"].str.split("_").str[0]
@@ -87,7 +100,10 @@ def run_mode(mode: str, n_sessions: int, env: dict, scratch: Path) -> dict:
         "sessions": n_sessions,
         "submissions": parents.nunique(),
         "array_tasks": int(jobs["job"].str.contains("_").sum()),
-        "completed": bool((jobs["state"] == "COMPLETED").all()),
+        "jobs_limit": jobs_limit if jobs_limit is not None else "profile",
+        "hung": hung,
+        "completed": bool(not hung and (jobs["state"] == "COMPLETED").all()),
+        "sacct_rows_completed": int((jobs["state"] == "COMPLETED").sum()),
         "wall_s": round(wall, 1),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
@@ -97,6 +113,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--modes", nargs="+", default=["groups", "arrays", "plain"])
+    parser.add_argument("--jobs", type=int, default=None, help="instead of the profile's jobs")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds before a run is hung")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("the test cluster needs root")
@@ -107,7 +125,10 @@ def main(argv=None) -> int:
         subprocess.run([str(CLUSTER), "start", str(state)], check=True, capture_output=True)
         env = dict(os.environ, SLURM_CONF=str(state / "etc" / "slurm.conf"))
         try:
-            rows = [run_mode(mode, args.sessions, env, scratch) for mode in args.modes]
+            rows = [
+                run_mode(mode, args.sessions, env, scratch, args.jobs, args.timeout)
+                for mode in args.modes
+            ]
         finally:
             subprocess.run([str(CLUSTER), "stop", str(state)], check=False)
     table = pd.DataFrame(rows)
