@@ -37,6 +37,7 @@ include: "workflow/rules/syllable_names.smk"
 localrules:
     all,
     start_kappa_search,
+    search_round,
     choose_kappa,
     training_set,
     clean_manifest,
