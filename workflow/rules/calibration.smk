@@ -39,6 +39,8 @@ rule plot_calibration:
         ),
     log:
         "results/logs/plot_calibration.log",
+    benchmark:
+        "results/benchmarks/plot_calibration.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:

@@ -47,6 +47,8 @@ rule plot_pca:
         ),
     log:
         "results/logs/plot_pca.log",
+    benchmark:
+        "results/benchmarks/plot_pca.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:

@@ -30,6 +30,8 @@ rule demo_data:
         ),
     log:
         "results/logs/demo_data.log",
+    benchmark:
+        "results/benchmarks/demo_data.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:

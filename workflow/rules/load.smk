@@ -18,6 +18,8 @@ rule prepare_session:
         ),
     log:
         "results/logs/prepare_session/{session}.log",
+    benchmark:
+        "results/benchmarks/prepare_session/{session}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     resources:

@@ -34,6 +34,8 @@ rule plot_progress:
         ),
     log:
         "results/logs/plot_progress/{stage}.log",
+    benchmark:
+        "results/benchmarks/plot_progress/{stage}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:
@@ -61,6 +63,8 @@ rule plot_syllables:
         ),
     log:
         "results/logs/plot_syllables.log",
+    benchmark:
+        "results/benchmarks/plot_syllables.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:
@@ -156,6 +160,8 @@ rule plot_ground_truth:
         ),
     log:
         "results/logs/plot_ground_truth.log",
+    benchmark:
+        "results/benchmarks/plot_ground_truth.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:

@@ -95,6 +95,8 @@ rule plot_kappa_search:
         ),
     log:
         "results/logs/plot_kappa_search/{stage}.log",
+    benchmark:
+        "results/benchmarks/plot_kappa_search/{stage}.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     params:

@@ -12,6 +12,8 @@ rule syllable_mapping:
         "results/names/mapping.tsv",
     log:
         "results/logs/syllable_mapping.log",
+    benchmark:
+        "results/benchmarks/syllable_mapping.tsv"
     conda:
         "../../envs/kpms-flow.yaml"
     script:
