@@ -40,8 +40,8 @@ def rule_blocks() -> dict[str, str]:
 
 
 def test_every_rule_logs_and_every_job_that_computes_records_a_benchmark():
-    """Every rule has log:; every rule that runs as a job (not in localrules: bookkeeping of
-    a second) and runs code (script:) has benchmark:, so its time and memory are on file."""
+    """Every rule that makes files has log:, and every one that runs as a job (not in
+    localrules: bookkeeping of a second) has benchmark:, so its time and memory are on file."""
     snakefile = (ROOT / "Snakefile").read_text()
     local = set(re.findall(r"\w+", snakefile.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]))
     blocks = rule_blocks()
