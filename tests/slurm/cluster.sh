@@ -3,9 +3,7 @@
 # slurmdbd and MariaDB (the executor plugin reads job states from sacct and hangs without
 # accounting: ../shared/notes/slurm-on-one-machine.md). Partitions `cpu` (default) and
 # `gpu`, with one fake GPU (File=/dev/null) so jobs asking for --gpus=1 are scheduled and
-# see CUDA_VISIBLE_DEVICES. One, not two: with two, the suite's reference run put two fits
-# beside the other test worker on a 2-core machine, and the whole suite took 27:35 instead
-# of 23:47 (one run each).
+# see CUDA_VISIBLE_DEVICES.
 #
 #   tests/slurm/cluster.sh install        apt-get the packages if missing (root)
 #   tests/slurm/cluster.sh start DIR      start the daemons; state, config and logs in DIR
