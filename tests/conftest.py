@@ -259,6 +259,24 @@ def sacct_rows(env) -> list[dict]:
     return [dict(zip(keys, line.split("|", 4))) for line in out.splitlines() if line]
 
 
+def local_rules() -> set[str]:
+    """The Snakefile's localrules: bookkeeping Snakemake runs itself, never a cluster job."""
+    text = (ROOT / "Snakefile").read_text()
+    block = text.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]
+    return {name.strip().rstrip(",") for name in block.splitlines() if name.strip()}
+
+
+def rule_blocks() -> dict[str, str]:
+    """Rule name -> its text, for every rule of workflow/rules/*.smk."""
+    blocks = {}
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=(?:rule|checkpoint|use rule) )", smk.read_text()):
+            match = re.match(r"(?:rule|checkpoint) (\w+):|use rule \w+ as (\w+)", block)
+            if match:
+                blocks[match.group(1) or match.group(2)] = block
+    return blocks
+
+
 def copy_run(source: Path, target: Path) -> Path:
     """Copy a completed run (outputs, mtimes and Snakemake's metadata) to mutate it."""
     shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)

@@ -1,13 +1,12 @@
 """Snakemake's own linter and snakefmt stay clean (DEVELOPERS.md standard)."""
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SNAKEMAKE
+from conftest import ROOT, SNAKEMAKE, local_rules, rule_blocks
 
 
 @pytest.mark.workflow  # runs Snakemake (parsing the workflow takes seconds)
@@ -28,22 +27,10 @@ def test_snakefmt_check_is_clean():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def rule_blocks() -> dict[str, str]:
-    """Rule name -> its text, for every rule of workflow/rules/*.smk."""
-    blocks = {}
-    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"\n(?=(?:rule|checkpoint|use rule) )", smk.read_text()):
-            match = re.match(r"(?:rule|checkpoint) (\w+):|use rule \w+ as (\w+)", block)
-            if match:
-                blocks[match.group(1) or match.group(2)] = block
-    return blocks
-
-
 def test_every_rule_logs_and_every_job_that_computes_records_a_benchmark():
     """Every rule that makes files has log:, and every one that runs as a job (not in
     localrules: bookkeeping of a second) has benchmark:, so its time and memory are on file."""
-    snakefile = (ROOT / "Snakefile").read_text()
-    local = set(re.findall(r"\w+", snakefile.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]))
+    local = local_rules()
     blocks = rule_blocks()
     assert {"prepare_session", "probe_kappa", "export_session", "reapply_model"} <= set(blocks)
     # Target rules only gather files (input:, nothing to run); `use rule ... with:` keeps

@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT, SACCT_ROWS, dry_run_jobs, slurm_unavailable
+from conftest import ROOT, SACCT_ROWS, dry_run_jobs, local_rules, slurm_unavailable
 
 PROFILE = ROOT / "profiles" / "slurm"
 
@@ -110,18 +110,12 @@ def test_per_session_jobs_are_bundled_into_one_submission(slurm_run):
     assert not any(rule_of(r["comment"]) == "prepare_session" for r in rows)
 
 
-def local_rules() -> set[str]:
-    """The Snakefile's localrules: bookkeeping Snakemake runs itself, never a cluster job."""
-    text = (ROOT / "Snakefile").read_text()
-    block = text.split("\nlocalrules:\n", 1)[1].split("\n\n", 1)[0]
-    return {name.strip().rstrip(",") for name in block.splitlines() if name.strip()}
-
-
 @pytest.mark.workflow
 def test_bookkeeping_rules_ran_inside_snakemake_not_as_jobs(slurm_run):
     workdir, rows = slurm_run
     bookkeeping = local_rules() - {"all"}
-    assert {"choose_kappa", "training_set", "run_summary"} <= bookkeeping
+    # search_round too: a search must not wait in the queue between its rounds
+    assert {"search_round", "choose_kappa", "training_set", "run_summary"} <= bookkeeping
     submitted = {rule_of(row["comment"]) for row in rows}
     assert submitted and not submitted & bookkeeping, submitted & bookkeeping
     # ... and they did run: their outputs are there
