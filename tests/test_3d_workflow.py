@@ -56,8 +56,9 @@ def dannce_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dannce3d")
     config = write_3d_config(workdir, mat)
     # The whole workflow on 3D data but for the rules that never see a coordinate (report
-    # tables, fit progress plots, the provenance record): covered by the 2D runs.
-    omitted = ["table_view", "plot_progress", "provenance"]
+    # tables, fit progress plots, syllable frequency and group figures, the provenance
+    # record): covered by the 2D runs.
+    omitted = ["table_view", "plot_progress", "plot_syllables", "group_statistics", "provenance"]
     snakemake(workdir, "--resources", "gpu=1", "--omit-from", *omitted, config=config)
     return workdir
 
