@@ -21,17 +21,13 @@ def read_session_results(results_h5, session: str) -> dict[str, np.ndarray]:
         return {name: f[session][name][()] for name in f[session]}
 
 
-def session_table(
-    results: dict[str, np.ndarray], session: str = "session", fps: float | None = None
-) -> pd.DataFrame:
+def session_table(results: dict[str, np.ndarray], fps: float | None = None) -> pd.DataFrame:
     """The CSV keypoint-moseq's save_results_as_csv writes, with a time axis in front.
 
     Parameters
     ----------
     results : dict
         One session's arrays from a keypoint-moseq results.h5.
-    session : str, default "session"
-        Session name (keypoint-moseq's file name; unused, kept for callers).
     fps : float, optional
         The session's frame rate; None leaves ``time_s`` empty (NaN).
 
