@@ -37,6 +37,7 @@ def session_table(results: dict[str, np.ndarray], fps: float | None = None) -> p
         ``frame`` (0-based row of the pose file) and ``time_s`` (``frame / fps``), then
         keypoint-moseq's own columns in its order (syllable, centroid, heading, latent state).
     """
+    # Read back from the text, as from keypoint-moseq's file: the CSV holds the parsed values.
     table = pd.read_csv(io.StringIO(keypoint_moseq_csv(results)))
     frame = np.arange(len(table))
     table.insert(0, "frame", frame)
