@@ -23,6 +23,23 @@ SHARED_POSE = (ROOT / ".." / "shared" / "data" / "pose").resolve()
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SLURM_CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 
+# XLA builds the tests' JAX programs with LLVM's -O0 (every fit, in this process and in the
+# Snakemake jobs it starts, which inherit the environment). Their fits run a few sweeps, so
+# compiling is most of their CPU time, and -O0 compiles the demo's two fits in about half of
+# it (benchmarks/README.md, "Test suite"). The numbers then differ from users' default build
+# in the last bits (fused multiply-adds), so the one test that compares labels with bare
+# keypoint-moseq's, test_equivalence, runs both with the default build (users_environment).
+TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAG}".strip()
+
+
+def users_environment() -> dict:
+    """This process's environment with XLA's default optimisation, as users run."""
+    flags = os.environ.get("XLA_FLAGS", "").replace(TEST_XLA_FLAG, "").strip()
+    env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    return dict(env, XLA_FLAGS=flags) if flags else env
+
 # The workflow tests' config: the demo with tiny iteration counts (plumbing and conventions,
 # not science). TINY: the keys in which it differs from the demo, for tests on other data.
 TEST_CONFIG = ROOT / "config" / "test.yaml"
@@ -68,13 +85,16 @@ def write_demo_config(workdir: Path, **overrides) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args, config: Path | None = None, check=True, timeout=1500):
-    """Run the real Snakemake on the project's Snakefile in ``workdir``."""
+def snakemake(
+    workdir: Path, *args, config: Path | None = None, check=True, timeout=1500, env: dict | None = None
+):
+    """Run the real Snakemake on the project's Snakefile in ``workdir`` (in ``env``, default
+    this process's environment)."""
     cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
     if config is not None:
         cmd += ["--configfile", str(config)]
     cmd += list(args)
-    env = dict(os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    env = dict(env or os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -6,7 +6,6 @@ syllables recover the demo's true states far beyond what unfitted or misaligned 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, snakemake, write_demo_config
+from conftest import ROOT, snakemake, users_environment, write_demo_config
 from kpms_flow.metrics import nmi
 
 pytestmark = pytest.mark.workflow
@@ -49,8 +48,15 @@ def runs(tmp_path_factory):
     table[table["session"].isin(TRAIN)].to_csv(table_path, sep="\t", index=False)
     # The summary needs every fitting stage; plots and grid movies are left out. The target
     # follows a plain flag: --configfile and --resources would take it as one of theirs.
+    # Both with XLA's default build, as users run (the other tests compile at -O0: conftest).
     snakemake(
-        workdir, "--resources", "gpu=2", "--printshellcmds", "results/summary.tsv", config=config
+        workdir,
+        "--resources",
+        "gpu=2",
+        "--printshellcmds",
+        "results/summary.tsv",
+        config=config,
+        env=users_environment(),
     )
 
     bare = workdir / "bare"
@@ -67,7 +73,7 @@ def runs(tmp_path_factory):
         "--full-iters", str(FIXED["full_model"]["num_iters"]),
         "--num-states", "25",
     ]  # fmt: skip
-    env = dict(os.environ, KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
+    env = dict(users_environment(), KPMS_FLOW_JAX_CACHE=str(ROOT / ".snakemake" / "kpms-flow-jax-cache"))
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env, timeout=1200)
     assert (
         proc.returncode == 0
