@@ -49,8 +49,9 @@ def synthetic_sessions(workdir: Path, n_sessions: int, n_frames: int, n_heldout:
     return table
 
 
-def run_snakemake(workdir: Path, config: Path, *targets, cache=PROJECT_CACHE, extra=()):
-    """Run the project's Snakefile in workdir on 2 cores.
+def run_snakemake(workdir: Path, config: Path, *targets, cache=PROJECT_CACHE, extra=(), env=None):
+    """Run the project's Snakefile in workdir on 2 cores (``env``: the environment, default
+    this process's).
 
     Returns the wall time (s), Snakemake's log (stderr) and the CPU time (user + system, s)
     of Snakemake and every process it started (the kernel's count for waited-for children,
@@ -59,7 +60,7 @@ def run_snakemake(workdir: Path, config: Path, *targets, cache=PROJECT_CACHE, ex
     # Targets first: --resources and --configfile take several values.
     cmd = [SNAKEMAKE, *targets, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2"]
     cmd += ["--resources", "gpu=2", "--configfile", str(config), *extra]
-    env = dict(os.environ, KPMS_FLOW_JAX_CACHE=cache)
+    env = dict(env or os.environ, KPMS_FLOW_JAX_CACHE=cache)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)

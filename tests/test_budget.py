@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, TINY, snakemake, write_demo_config
+from conftest import ROOT, TINY, copy_run, snakemake, write_demo_config
 from kpms_flow.dryrun import job_counts
 from kpms_flow import plan as run_plan
 from kpms_flow.keypoints import InputError
@@ -292,8 +292,10 @@ def budget_run(tmp_path_factory, demo_reference):
     """The demo with a training budget of 4,000 frames (its 4 training sessions have 7,200):
     one session of each group trains, the other two get the frozen model's labels. Fixed
     tiny kappas, one restart and no noise calibration (the search, selection and calibration
-    are tested on the reference run); the rules that never see a session list are left out."""
-    workdir = tmp_path_factory.mktemp("budget_run")
+    are tested on the reference run); the rules that never see a session list are left out.
+    A copy of the reference run: its loaded sessions are kept (same settings), so the run
+    starts at the training set, where the budget applies."""
+    workdir = copy_run(demo_reference, tmp_path_factory.mktemp("budget_run"))
     settings = dict(
         TINY,
         kappa_search={"enabled": False},
