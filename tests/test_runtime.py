@@ -56,3 +56,42 @@ def test_legacy_message_names_each_key_and_where_it_goes():
     assert "watchdog -> watchdog_timeout_s / watchdog_max_restarts" in message
     assert "gpu_memory_gb -> gpu_mem_mb" in message
     assert "honoured this time" in message and "default-resources" in message
+
+
+SAMPLER_RUN = """
+import json, sys
+import numpy as np
+from kpms_flow.runtime import configure_jax
+configure_jax(cache_dir=sys.argv[1])
+from jax_moseq.utils import transitions
+sampler = transitions._sample_loyal_crf_table_counts
+counts = np.random.default_rng(0).integers(0, 50, (25, 25)).astype(np.int32)
+concentrations = np.random.default_rng(1).uniform(0.1, 2.0, 25)
+tables = sampler(np.random.default_rng(2), counts, concentrations, 1000.0)
+print(json.dumps({"hits": sum(sampler.stats.cache_hits.values()),
+                  "misses": sum(sampler.stats.cache_misses.values()), "tables": tables.tolist()}))
+"""
+
+
+def test_jax_moseqs_numba_sampler_is_compiled_once_then_loaded_from_the_cache(tmp_path):
+    """kpms_patches patch 4: the first job compiles the sampler into <compile cache>/numba,
+    the next loads it and draws the same numbers."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    cache = tmp_path / "cache"
+
+    def job():
+        proc = subprocess.run([sys.executable, "-c", SAMPLER_RUN, str(cache)], env=env,
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first, second = job(), job()
+    assert (first["hits"], first["misses"]) == (0, 1)
+    assert any((cache / "numba").rglob("*.nbi")), "nothing written under the compile cache's numba folder"
+    assert (second["hits"], second["misses"]) == (1, 0)
+    assert second["tables"] == first["tables"]

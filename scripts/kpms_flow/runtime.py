@@ -112,7 +112,8 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None) -> None:
     """Set JAX up before it is imported: threads, x64, the persistent compile cache.
 
     ``cache_dir``: the compile cache ("" turns it off; None: KPMS_FLOW_JAX_CACHE, else
-    the default under .snakemake).
+    the default under .snakemake). Its ``numba`` folder holds numba's cache of jax-moseq's
+    table-count sampler (kpms_patches, patch 4), unless NUMBA_CACHE_DIR is set.
 
     Must run before ``import jax``; the compile cache makes every fitting job after the
     first skip most of the ~45 s of XLA compilation (keypoint-moseq-facts.md).
@@ -136,15 +137,21 @@ def configure_jax(threads: int = 1, cache_dir: str | None = None) -> None:
     # keypoint-moseq's progress bars: one update per 10 s keeps the logs short.
     os.environ.setdefault("TQDM_MININTERVAL", "10")
 
+    cache = cache_dir if cache_dir is not None else os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
+    if cache:
+        # numba's compiled code beside JAX's: one folder of compiled code, one setting. Read
+        # when numba is imported (by jax_moseq, below).
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(cache, "numba").resolve()))
+
     import keypoint_moseq  # noqa: F401  (turns on jax_enable_x64 before jax_moseq runs)
     import jax
 
-    from .kpms_patches import install_sweep_wrappers
+    from .kpms_patches import cache_table_count_sampler, install_sweep_wrappers
 
     install_sweep_wrappers()
 
-    cache = cache_dir if cache_dir is not None else os.environ.get("KPMS_FLOW_JAX_CACHE", DEFAULT_JAX_CACHE)
     if cache:
+        cache_table_count_sampler()
         Path(cache).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(Path(cache).resolve()))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
