@@ -9,8 +9,9 @@ CPU time. This measures what that buys and what it changes. In a scratch project
 config/test.yaml's settings (the demo's 5 sessions; kappa search off, one restart,
 keypoint-moseq's default noise model), the data and PCA are made once; then, in this order
 per repeat, for each build (``default``: XLA_FLAGS as given to this script; ``O0``: with
-the flag), the AR-HMM fit, the full-model fit and the held-out session's apply job are rerun
-(``snakemake --forcerun``) with a new, empty compile cache, as in a fresh clone.
+the flag), the AR-HMM fit, the full-model fit, the held-out session's apply job and the
+light jobs between them (reindexing) are rerun (``snakemake --forcerun``) with a new, empty
+compile cache, as in a fresh clone.
 
 Measured per run: the CPU time (user + system, counted by the kernel) and the wall time of
 the whole invocation, each job's wall time (its benchmark file), and whether its labels

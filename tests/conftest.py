@@ -25,8 +25,9 @@ SLURM_CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 
 # XLA builds the tests' JAX programs with LLVM's -O0 (every fit, in this process and in the
 # Snakemake jobs it starts, which inherit the environment). Their fits run a few sweeps, so
-# compiling is most of their CPU time, and -O0 compiles the demo's two fits in about half of
-# it (benchmarks/README.md, "Test suite"). The numbers then differ from users' default build
+# compiling is most of their CPU time: -O0 takes 0.81 of the CPU of a cold fit-and-apply
+# chain (benchmarks/README.md, "Test suite: XLA's default build against -O0"), 25:33 -> 23:07
+# for the suite on a clean clone. The numbers then differ from users' default build
 # in the last bits (fused multiply-adds), so the one test that compares labels with bare
 # keypoint-moseq's, test_equivalence, runs both with the default build (users_environment).
 TEST_XLA_FLAG = "--xla_backend_optimization_level=0"
@@ -39,6 +40,7 @@ def users_environment() -> dict:
     flags = os.environ.get("XLA_FLAGS", "").replace(TEST_XLA_FLAG, "").strip()
     env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
     return dict(env, XLA_FLAGS=flags) if flags else env
+
 
 # The workflow tests' config: the demo with tiny iteration counts (plumbing and conventions,
 # not science). TINY: the keys in which it differs from the demo, for tests on other data.
@@ -325,9 +327,12 @@ def pytest_collection_modifyitems(config, items):
     this order: the SLURM routing module (it asks first for the shared reference run, which
     is made on the test cluster and is the longest), the other modules that run Snakemake
     without the reference (so the other worker is busy meanwhile instead of waiting for it),
-    the modules that use it, the SLURM fault run (it needs the one test cluster, which the
-    reference's build holds: ``running_slurm_cluster`` waits for it), then the quick modules,
-    which fill the workers' last minutes. (``--dist loadgroup`` would group both SLURM
+    the SLURM fault run (it needs the reference and the one test cluster, which the
+    reference's build holds: ``running_slurm_cluster`` waits for it), the other modules that
+    use the reference, then the quick modules, which fill the workers' last minutes. The
+    fault run goes first among the reference's users because it mostly waits (on SLURM and
+    on held fits), as the local interruption tests do: last, the two overlapped and left
+    a core idle for minutes. (``--dist loadgroup`` would group both SLURM
     modules, but pytest 9.2 broke it: pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
@@ -336,9 +341,9 @@ def pytest_collection_modifyitems(config, items):
 
         def rank(item) -> int:
             if item.get_closest_marker("slurm") and item.module in runs_snakemake:
-                return 0 if item.module.__name__ == "test_slurm" else 3
+                return 0 if item.module.__name__ == "test_slurm" else 2
             if item.module in uses_reference:
-                return 2
+                return 3
             return 1 if item.module in runs_snakemake else 4
 
         items.sort(key=rank)
