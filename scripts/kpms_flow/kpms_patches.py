@@ -26,9 +26,10 @@ states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade brea
 4. **Cached table-count sampler** (:func:`cache_table_count_sampler`). jax-moseq's
    ``transitions._sample_loyal_crf_table_counts`` (the HDP transition update, every sweep)
    is a numba ``@njit`` function without ``cache=True``: each fitting or apply job compiled
-   it again, 0.8 s of CPU at its first sweep. Turning on numba's own on-disk cache for
-   that function (``Dispatcher.enable_caching``) makes later jobs load the machine code;
-   numba keys it by the source file and the CPU, so the numbers are the same.
+   it again at its first sweep (0.96 s). Turning on numba's own on-disk cache for that
+   function (``Dispatcher.enable_caching``) makes later jobs load the machine code (0.36 s;
+   benchmarks/numba_sampler.py); numba keys it by the source file and the CPU, so the
+   numbers are the same.
 """
 
 from __future__ import annotations
