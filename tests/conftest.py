@@ -327,12 +327,9 @@ def pytest_collection_modifyitems(config, items):
     this order: the SLURM routing module (it asks first for the shared reference run, which
     is made on the test cluster and is the longest), the other modules that run Snakemake
     without the reference (so the other worker is busy meanwhile instead of waiting for it),
-    the SLURM fault run (it needs the reference and the one test cluster, which the
-    reference's build holds: ``running_slurm_cluster`` waits for it), the other modules that
-    use the reference, then the quick modules, which fill the workers' last minutes. The
-    fault run goes first among the reference's users because it mostly waits (on SLURM and
-    on held fits), as the local interruption tests do: last, the two overlapped and left
-    a core idle for minutes. (``--dist loadgroup`` would group both SLURM
+    the modules that use it, the SLURM fault run (it needs the one test cluster, which the
+    reference's build holds: ``running_slurm_cluster`` waits for it), then the quick modules,
+    which fill the workers' last minutes. (``--dist loadgroup`` would group both SLURM
     modules, but pytest 9.2 broke it: pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
@@ -341,9 +338,9 @@ def pytest_collection_modifyitems(config, items):
 
         def rank(item) -> int:
             if item.get_closest_marker("slurm") and item.module in runs_snakemake:
-                return 0 if item.module.__name__ == "test_slurm" else 2
+                return 0 if item.module.__name__ == "test_slurm" else 3
             if item.module in uses_reference:
-                return 3
+                return 2
             return 1 if item.module in runs_snakemake else 4
 
         items.sort(key=rank)
