@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     summary = table.groupby("build")[["run_cpu_s", "run_wall_s", *[f"{r}_s" for r in RULES]]].median()
     print(summary.to_string())
     ratio = summary.loc["O0", "run_cpu_s"] / summary.loc["default", "run_cpu_s"]
-    print(f"O0 / default: {ratio:.2f} (median CPU of the three cold jobs and Snakemake)")
+    print(f"O0 / default: {ratio:.2f} (median CPU of the rerun chain and Snakemake)")
     print(f"wrote {args.out}")
     return 0
 
