@@ -148,3 +148,49 @@ def test_assumption_check_notices_a_broken_assumption(monkeypatch):
     monkeypatch.delattr(fitting, "plot_progress")
     problems = check_assumptions()
     assert any("plot_progress" in p and "patch 3" in p for p in problems), problems
+
+
+NAMESPACE = """
+import sys, types
+{setup}
+import keypoint_moseq as kpms
+deferred = "keypoint_moseq.analysis" not in sys.modules and "panel" not in sys.modules
+kpms.compute_moseq_df  # a name of analysis's: imports it
+def ident(v):
+    if isinstance(v, types.ModuleType):
+        return "module " + v.__name__
+    return f"{{type(v).__name__}} {{getattr(v, '__module__', None)}}.{{getattr(v, '__qualname__', None)}}"
+print(deferred)
+for key in sorted(vars(kpms)):
+    if not key.startswith("__"):
+        print(key, ident(vars(kpms)[key]))
+"""
+
+
+def test_keypoint_moseqs_analysis_is_imported_on_first_use_with_the_same_namespace():
+    """Patch 5: after ``import kpms_flow``, importing keypoint-moseq leaves analysis (and panel)
+    out until one of its names is used; the package then holds what a plain import holds."""
+    import subprocess
+    import sys
+
+    def namespace(setup: str) -> list[str]:
+        code = NAMESPACE.format(setup=setup)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        return out.stdout.splitlines()
+
+    patched, plain = namespace("import kpms_flow"), namespace("")
+    assert patched[0] == "True", "keypoint_moseq.analysis or panel imported before first use"
+    assert plain[0] == "False"
+    assert len(patched) > 150 and patched[1:] == plain[1:]
+
+
+def test_an_unknown_keypoint_moseq_init_is_imported_whole():
+    """An __init__ without the one analysis line patch 5 leaves out: no split (the plain
+    import), and the assumption check names the patch."""
+    from kpms_flow.kpms_patches import ANALYSIS_IMPORT, _split_init
+
+    source = f"from .io import *\n{ANALYSIS_IMPORT}from .calibration import noise_calibration\n"
+    lean, bound_after = _split_init(source)
+    assert ANALYSIS_IMPORT not in lean and {"noise_calibration"} <= bound_after
+    assert _split_init(source.replace(ANALYSIS_IMPORT, "from .analysis import compute_stats_df\n")) is None
+    assert _split_init(source + ANALYSIS_IMPORT) is None

@@ -30,13 +30,28 @@ states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade brea
    function (``Dispatcher.enable_caching``) makes later jobs load the machine code (0.36 s;
    benchmarks/numba_sampler.py); numba keys it by the source file and the CPU, so the
    numbers are the same.
+5. **Notebook statistics on first use** (:func:`import_analysis_on_first_use`).
+   ``keypoint_moseq/__init__.py`` star-imports ``analysis`` (group statistics, transition
+   graphs, the syllable-labelling widget), which imports panel at module level and with it
+   bokeh, param, tornado...: 1.8 s of CPU (1.1-1.3 s wall) of every process that imports
+   keypoint-moseq, ~22 % of that import, though only the group-statistics job calls
+   ``analysis``. Importing :mod:`kpms_flow` installs an import hook that runs keypoint-moseq's
+   own ``__init__`` without that one line and binds ``analysis``'s names when one is first
+   asked for (PEP 562 module ``__getattr__``), as the star-import would have: the same
+   functions, the same namespace, none of it rewritten (tests/test_kpms_patches.py;
+   benchmarks/README.md, "keypoint-moseq's import without its notebook module").
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
+import importlib
+import importlib.machinery
+import importlib.util
 import inspect
+import sys
 import json
 import logging
 import os
@@ -178,6 +193,85 @@ def cache_table_count_sampler() -> bool:
     return True
 
 
+# ---------------------------------------------------------------- 5: analysis on first use
+# The line of keypoint_moseq/__init__.py (0.8.1) that the import hook leaves out.
+ANALYSIS_IMPORT = "from .analysis import *\n"
+
+
+def _split_init(source: str) -> tuple[str, set[str]] | None:
+    """keypoint-moseq's ``__init__`` source without :data:`ANALYSIS_IMPORT`, and the names
+    its later lines bind (a star-import of ``analysis`` must not replace those); None when
+    the source has not exactly one such line."""
+    if source.count(ANALYSIS_IMPORT) != 1:
+        return None
+    before, after = source.split(ANALYSIS_IMPORT)
+    bound_after = set()
+    for node in ast.walk(ast.parse(after)):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound_after |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound_after.add(node.id)
+    return before + after, bound_after
+
+
+def _bind_analysis(package, bound_after: set[str], name: str):
+    """PEP 562 ``__getattr__`` of the package: ``from .analysis import *`` now, then ``name``."""
+    # Private names (the import system's hasattr probes, dunders of copy, pickle, inspect):
+    # never one of analysis's, whose star-import binds public names only.
+    if name.startswith("_"):
+        raise AttributeError(f"module 'keypoint_moseq' has no attribute {name!r}")
+    try:
+        analysis = importlib.import_module("keypoint_moseq.analysis")
+    except ImportError as error:  # panel absent (the GPU machine): the fitting path never asks
+        raise AttributeError(
+            f"module 'keypoint_moseq' has no attribute {name!r} unless keypoint_moseq.analysis "
+            f"imports (kpms-flow imports it on first use): {error}"
+        ) from error
+    del package.__getattr__
+    for key, value in vars(analysis).items():
+        if not key.startswith("_") and key not in bound_after:
+            setattr(package, key, value)
+    try:
+        return package.__dict__[name]
+    except KeyError:
+        raise AttributeError(f"module 'keypoint_moseq' has no attribute {name!r}") from None
+
+
+class _AnalysisOnFirstUse:
+    """Finds ``keypoint_moseq`` where Python would and runs its own ``__init__``, less the
+    ``analysis`` star-import, which the package's ``__getattr__`` does when first needed.
+
+    A meta path finder and its loader (``find_spec``, ``create_module``, ``exec_module``),
+    without importlib.abc's base classes: importing those costs every job 17 ms."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keypoint_moseq":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.origin is None or not spec.origin.endswith("__init__.py"):
+            return spec
+        split = _split_init(Path(spec.origin).read_text(encoding="utf-8"))
+        if split is None:  # not the __init__ this knows: the plain import (check_assumptions)
+            return spec
+        self._source, self._bound_after = split
+        spec.loader = self
+        return spec
+
+    def create_module(self, spec):
+        return None  # Python's default module
+
+    def exec_module(self, module):
+        exec(compile(self._source, module.__spec__.origin, "exec"), module.__dict__)
+        module.__getattr__ = functools.partial(_bind_analysis, module, self._bound_after)
+
+
+def import_analysis_on_first_use() -> None:
+    """Make later imports of keypoint-moseq skip ``analysis`` until it is used (idempotent;
+    no effect once keypoint-moseq is imported)."""
+    if not any(isinstance(finder, _AnalysisOnFirstUse) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AnalysisOnFirstUse())
+
+
 # ---------------------------------------------------------------- the assumptions
 def check_assumptions() -> list[str]:
     """What the patches assume of the installed keypoint-moseq / jax-moseq; [] when all hold.
@@ -223,6 +317,12 @@ def check_assumptions() -> list[str]:
         problems.append(
             "jax_moseq.utils.transitions._sample_loyal_crf_table_counts is no longer a numba "
             "dispatcher (patch 4: cached table-count sampler)"
+        )
+    init = Path(importlib.util.find_spec("keypoint_moseq").origin)
+    if _split_init(init.read_text(encoding="utf-8")) is None:
+        problems.append(
+            f"{init} has not exactly one line {ANALYSIS_IMPORT.strip()!r} (patch 5: analysis "
+            "on first use; keypoint-moseq is then imported whole, as without it)"
         )
     if "model_snapshots/" not in fit_source:
         problems.append(
