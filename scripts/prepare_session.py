@@ -8,15 +8,15 @@ sys.path.insert(0, snakemake.scriptdir)  # noqa: F821 (the library beside this s
 import pandas as pd
 
 from kpms_flow.atomic import write_table
-from kpms_flow.formats import load_session, validate_session
-from kpms_flow.keypoints import read_session, reorder_bodyparts, write_session
+from kpms_flow.formats import load_model_session
+from kpms_flow.keypoints import read_session, write_session
 from kpms_flow.qa import outlier_qa
 from kpms_flow.runtime import log_to
 
 log = log_to(snakemake.log[0])  # noqa: F821
 p, out = snakemake.params, snakemake.output  # noqa: F821
 
-kp = load_session(
+kp = load_model_session(
     snakemake.input[0],  # noqa: F821
     p.format,
     session=snakemake.wildcards.session,  # noqa: F821
@@ -24,14 +24,9 @@ kp = load_session(
     fps=p.fps,
     video=p.video or "",
     bodyparts=p.bodyparts,
-)
-# With use_bodyparts, a session may lack configured bodyparts the model does not use.
-kp = reorder_bodyparts(kp, p.bodyparts, required=p.required_bodyparts if p.use_bodyparts else None)
-validate_session(
-    kp,
+    use_bodyparts=p.use_bodyparts,
     required_bodyparts=p.required_bodyparts,
     min_frames=p.min_frames,
-    used_bodyparts=p.use_bodyparts or None,
 )
 write_session(out.keypoints, kp)
 log.info(

@@ -5,8 +5,9 @@ cause, and no partial output. Grouped so the suite stays quick:
 
 * config and sessions-table mistakes: each case in-process in tests/test_config.py (the
   function Snakemake runs while parsing); here one real dry run per kind of failure;
-* pose files that cannot be loaded: one ``--keep-going`` run loading all of them at once,
-  each load job failing on its own;
+* pose files that cannot be loaded: every case in-process on the function rule
+  prepare_session runs, and one ``--keep-going`` run loading one case of each kind of
+  failure at once, each load job failing on its own;
 * data that load but cannot make a model (bodyparts that differ between sessions, no
   session left after QA, latent_dim too large, no frame rate for a target in ms): each from
   a copy of the complete demo run (``demo_reference``), rerunning only what changed;
@@ -34,6 +35,8 @@ import yaml
 
 from conftest import ROOT, copy_run, merged, shared_pose, snakemake, write_demo_config, write_video
 from kpms_flow.demo import generate_demo
+from kpms_flow.formats import load_model_session
+from kpms_flow.keypoints import InputError
 
 SESSIONS_TSV = "config/demo_sessions.tsv"
 
@@ -223,23 +226,59 @@ LOAD_CASES = {
 GOOD_CASES = {"multi_animal_adult": ("ethome", "deeplabcut", "adult", "", "")}
 
 
+# The cases also loaded as Snakemake jobs, one of each kind of failure: the job's plumbing
+# (the console line naming the file, the job's log, no partial output) is the same for every
+# case, so the others are checked in-process on the function the job runs (below). A known
+# keypoint-moseq mis-load, a file that is no pose table, a validation failure, a video's
+# frame rate, a library error quoted under its cause.
+AS_JOBS = ["no_likelihood", "corrupt_file", "all_nan_bodypart", "fps_disagrees", "nwb_without_skeleton"]
+# What the load run's config (anterior nose, posterior neck, defaults otherwise) gives rule
+# prepare_session.
+LOAD_PARAMS = dict(bodyparts=None, use_bodyparts=None, required_bodyparts=["neck", "nose"], min_frames=100)
+
+
 @pytest.fixture(scope="module")
-def load_run(tmp_path_factory):
-    """One run loading every case (each its own job; --keep-going)."""
-    workdir = tmp_path_factory.mktemp("bad_load")
-    files = {key: str(path) for key, path in made_files(workdir / "inputs").items()}
+def bad_inputs(tmp_path_factory):
+    """(made files, every source found: key -> path, case -> why it is skipped)."""
+    files = {key: str(path) for key, path in made_files(tmp_path_factory.mktemp("bad_inputs")).items()}
     available = dict(files)
     for key, relative in SHARED.items():
         path = (ROOT / ".." / "shared" / "data" / "pose" / relative).resolve()
         if path.exists():
             available[key] = str(path)
-    rows, skipped = [], {}
-    for session, (source, fmt, animal, fps, video, *_) in {**LOAD_CASES, **GOOD_CASES}.items():
-        if source not in available:
-            skipped[session] = f"{SHARED[DERIVED_FROM_SHARED.get(source, source)]} not in ../shared/data/pose"
-            continue
-        rows.append({"session": session, "path": available[source], "format": fmt, "animal": animal,
-                     "fps": fps, "train": "true", "video": files.get(video, "")})
+    skipped = {
+        case: f"{SHARED[DERIVED_FROM_SHARED.get(source, source)]} not in ../shared/data/pose"
+        for case, (source, *_) in {**LOAD_CASES, **GOOD_CASES}.items()
+        if source not in available
+    }
+    return files, available, skipped
+
+
+@pytest.mark.parametrize("case", list(LOAD_CASES))
+def test_unloadable_pose_file_is_refused_naming_it_first(bad_inputs, case):
+    files, available, skipped = bad_inputs
+    if case in skipped:
+        pytest.skip(skipped[case])
+    source, fmt, animal, fps, video, pattern = LOAD_CASES[case]
+    with pytest.raises(InputError) as error:
+        load_model_session(
+            available[source], fmt, case, animal=animal, fps=float(fps) if fps else None,
+            video=files.get(video, ""), **LOAD_PARAMS,
+        )  # fmt: skip
+    assert re.match(rf"{re.escape(available[source])}[^\n]*{pattern}", str(error.value)), str(error.value)
+
+
+@pytest.fixture(scope="module")
+def load_run(bad_inputs, tmp_path_factory):
+    """One run loading the AS_JOBS cases and the good one (each its own job; --keep-going)."""
+    files, available, skipped = bad_inputs
+    workdir = tmp_path_factory.mktemp("bad_load")
+    rows = []
+    for session in AS_JOBS + list(GOOD_CASES):
+        source, fmt, animal, fps, video, *_ = {**LOAD_CASES, **GOOD_CASES}[session]
+        if session not in skipped:
+            rows.append({"session": session, "path": available[source], "format": fmt, "animal": animal,
+                         "fps": fps, "train": "true", "video": files.get(video, "")})
     (workdir / "config").mkdir()
     pd.DataFrame(rows).to_csv(workdir / "config" / "sessions.tsv", sep="\t", index=False)
     config = workdir / "config" / "config.yaml"
@@ -254,7 +293,7 @@ def load_run(tmp_path_factory):
 
 
 @pytest.mark.workflow
-@pytest.mark.parametrize("case", list(LOAD_CASES))
+@pytest.mark.parametrize("case", AS_JOBS)
 def test_unloadable_pose_file_stops_its_job(load_run, case):
     workdir, proc, skipped = load_run
     if case in skipped:

@@ -74,7 +74,7 @@ from .registry import (
     get_format,
     sniff_format,
 )
-from .session import list_animals, load_session, validate_session
+from .session import list_animals, load_model_session, load_session, validate_session
 from .video import video_info
 
 __all__ = [
@@ -89,6 +89,7 @@ __all__ = [
     "describe_non_pose",
     "get_format",
     "list_animals",
+    "load_model_session",
     "load_session",
     "sniff_format",
     "validate_session",

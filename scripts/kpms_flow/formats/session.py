@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..keypoints import InputError, SessionKeypoints
+from ..keypoints import InputError, SessionKeypoints, reorder_bodyparts
 from .base import LoadRequest, PoseFormat, fail
 from .nonpose import refuse_non_pose
 from .registry import get_format
@@ -308,3 +308,49 @@ def validate_session(
             "key 'use_bodyparts', or leave out the session"
         )
     return kp
+
+
+def load_model_session(
+    path,
+    format: str,
+    session: str,
+    *,
+    animal: str = "",
+    fps=None,
+    video="",
+    bodyparts=None,
+    use_bodyparts=None,
+    required_bodyparts=(),
+    min_frames: int = 1,
+) -> SessionKeypoints:
+    """One session as rule prepare_session takes it: loaded (:func:`load_session`), in the
+    configured bodypart order, checked (:func:`validate_session`).
+
+    Parameters
+    ----------
+    path, format, session, animal, fps, video
+        As :func:`load_session`.
+    bodyparts : list of str, optional
+        The configured bodyparts and their order (config key ``bodyparts``).
+    use_bodyparts : list of str, optional
+        The bodyparts the model uses (config key ``use_bodyparts``); with them, a session may
+        lack configured bodyparts the model does not use.
+    required_bodyparts : iterable of str
+        Bodyparts every session must have (``use_bodyparts`` and the anatomy keys).
+    min_frames : int, default 1
+        Config key ``min_frames``.
+
+    Returns
+    -------
+    SessionKeypoints
+
+    Raises
+    ------
+    InputError
+        The file cannot make a session; the message starts with the file's path.
+    """
+    kp = load_session(path, format, session=session, animal=animal, fps=fps, video=video, bodyparts=bodyparts)
+    kp = reorder_bodyparts(kp, bodyparts, required=required_bodyparts if use_bodyparts else None)
+    return validate_session(
+        kp, required_bodyparts=required_bodyparts, min_frames=min_frames, used_bodyparts=use_bodyparts or None
+    )
