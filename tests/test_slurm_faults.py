@@ -151,8 +151,7 @@ class FaultDriver:
         ``attempt``; None: the first one); wait until the fit resumes again; record what it
         cost. Returns the new attempt's resume line."""
         if attempt is None:
-            self.wait(lambda: bool(self.resumes()), "the fit to start")
-            attempt = self.resumes()[-1]
+            attempt = self.next_resume(None, "the fit to start")
         self.wait(lambda: max(recorded(self.workdir), default=0) >= attempt[1],
                   f"a save at iteration {attempt[1]} or later")
         # Freeze the fitting process (as a node that stops answering) so the fault strikes a
@@ -162,12 +161,27 @@ class FaultDriver:
         saved = max(recorded(self.workdir))
         hit = time.time()
         act()
-        self.wait(lambda: self.resumes() and self.resumes()[-1] != attempt, f"the fit to resume after {name}")
+        resumed = self.next_resume(attempt, f"the fit to resume after {name}")
         self.records.append({
-            "fault": name, "slurm_job": job, "saved_when_hit": saved, "resumed_at": self.resumes()[-1][1],
+            "fault": name, "slurm_job": job, "saved_when_hit": saved, "resumed_at": resumed[1],
             "seconds_to_resume": round(time.time() - hit, 1),
         })
-        return self.resumes()[-1]
+        return resumed
+
+    def next_resume(self, after, what: str) -> tuple[float, int]:
+        """The fit's latest resume line once it is not ``after``. The log is read once per
+        look: a new attempt writes it anew, so it can be empty between two reads (a suite
+        run failed on that)."""
+        found = {}
+
+        def resumed() -> bool:
+            lines = self.resumes()
+            if lines and lines[-1] != after:
+                found["line"] = lines[-1]
+            return "line" in found
+
+        self.wait(resumed, what)
+        return found["line"]
 
     def cluster(self, action: str):
         subprocess.run([str(SLURM_CLUSTER), action, str(self.state_dir)], check=True, timeout=120,
