@@ -33,13 +33,14 @@ states them and ``tests/test_kpms_patches.py`` fails loudly when an upgrade brea
 5. **Notebook statistics on first use** (:func:`import_analysis_on_first_use`).
    ``keypoint_moseq/__init__.py`` star-imports ``analysis`` (group statistics, transition
    graphs, the syllable-labelling widget), which imports panel at module level and with it
-   bokeh, param, tornado...: 1.8 s of CPU (1.1-1.3 s wall) of every process that imports
-   keypoint-moseq, ~22 % of that import, though only the group-statistics job calls
-   ``analysis``. Importing :mod:`kpms_flow` installs an import hook that runs keypoint-moseq's
-   own ``__init__`` without that one line and binds ``analysis``'s names when one is first
-   asked for (PEP 562 module ``__getattr__``), as the star-import would have: the same
-   functions, the same namespace, none of it rewritten (tests/test_kpms_patches.py;
-   benchmarks/README.md, "keypoint-moseq's import without its notebook module").
+   bokeh, param, tornado...: 1.8 s of CPU and of wall time in every process that imports
+   keypoint-moseq, 22 % of that import (benchmarks/kpms_import.py: 8.22 -> 6.39 CPU-s),
+   though only the group-statistics job calls ``analysis``. Importing :mod:`kpms_flow`
+   installs an import hook that runs keypoint-moseq's own ``__init__`` without that one
+   line and binds ``analysis``'s names when one is first asked for (PEP 562 module
+   ``__getattr__``), as the star-import would have: the same functions, the same
+   namespace, none of it rewritten (tests/test_kpms_patches.py; benchmarks/README.md,
+   "keypoint-moseq's import without its notebook module").
 """
 
 from __future__ import annotations
