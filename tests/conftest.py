@@ -322,7 +322,7 @@ def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
 def pytest_collection_modifyitems(config, items):
     """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow.
 
-    Under pytest-xdist (``-n 2 --dist loadscope``, pyproject.toml) each module is one unit of
+    Under pytest-xdist (``-n 3 --dist loadscope``, pyproject.toml) each module is one unit of
     work, so its fixtures (most are whole Snakemake runs) are built once; units go out in
     this order: the SLURM routing module (it asks first for the shared reference run, which
     is made on the test cluster and is the longest), the other modules that run Snakemake
