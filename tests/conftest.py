@@ -319,6 +319,11 @@ def write_video(path: Path, n_frames: int, fps: float = 25.0) -> Path:
     return path
 
 
+# Modules whose time is mostly waiting: on SLURM's time-limit check and an accounting outage
+# (test_slurm_faults), on a 45 s watchdog timeout (test_fit_recovery). Both use the reference.
+WAITING_MODULES = ("test_slurm_faults", "test_fit_recovery")
+
+
 def pytest_collection_modifyitems(config, items):
     """`slow` tests (minutes each) run only when asked for: KPMS_FLOW_SLOW=1 or -m slow.
 
@@ -326,21 +331,27 @@ def pytest_collection_modifyitems(config, items):
     work, so its fixtures (most are whole Snakemake runs) are built once; units go out in
     this order: the SLURM routing module (it asks first for the shared reference run, which
     is made on the test cluster and is the longest), the other modules that run Snakemake
-    without the reference (so the other worker is busy meanwhile instead of waiting for it),
-    the modules that use it, the SLURM fault run (it needs the one test cluster, which the
-    reference's build holds: ``running_slurm_cluster`` waits for it), then the quick modules,
-    which fill the workers' last minutes. (``--dist loadgroup`` would group both SLURM
-    modules, but pytest 9.2 broke it: pytest-xdist issue 1386.)
+    without the reference (so the other workers are busy meanwhile instead of waiting for
+    it), the modules that use it, those that mostly wait first (WAITING_MODULES: the SLURM
+    fault run, which needs the one test cluster the reference's build holds, and the local
+    hang test), so that the other workers' CPU work overlaps their waits, then the quick
+    modules, which fill the workers' last minutes. In a clean-clone run with these two
+    last they ran side by side for the suite's final 2.5 minutes at 60 to 80 % CPU.
+    (``--dist loadgroup`` would group both SLURM modules, but pytest 9.2 broke it:
+    pytest-xdist issue 1386.)
     """
     if hasattr(config, "workerinput"):
         runs_snakemake = {item.module for item in items if item.get_closest_marker("workflow")}
         uses_reference = {item.module for item in items if "demo_reference" in item.fixturenames}
 
         def rank(item) -> int:
-            if item.get_closest_marker("slurm") and item.module in runs_snakemake:
-                return 0 if item.module.__name__ == "test_slurm" else 3
-            if item.module in uses_reference:
+            name = item.module.__name__
+            if name == "test_slurm" and item.module in runs_snakemake:
+                return 0
+            if name in WAITING_MODULES:
                 return 2
+            if item.module in uses_reference:
+                return 3
             return 1 if item.module in runs_snakemake else 4
 
         items.sort(key=rank)
