@@ -52,10 +52,10 @@ import importlib
 import importlib.machinery
 import importlib.util
 import inspect
-import sys
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 log = logging.getLogger("kpms_flow")
