@@ -315,20 +315,18 @@ def load_model_session(
     format: str,
     session: str,
     *,
-    animal: str = "",
-    fps=None,
-    video="",
     bodyparts=None,
     use_bodyparts=None,
     required_bodyparts=(),
     min_frames: int = 1,
+    **source,
 ) -> SessionKeypoints:
     """One session as rule prepare_session takes it: loaded (:func:`load_session`), in the
     configured bodypart order, checked (:func:`validate_session`).
 
     Parameters
     ----------
-    path, format, session, animal, fps, video
+    path, format, session
         As :func:`load_session`.
     bodyparts : list of str, optional
         The configured bodyparts and their order (config key ``bodyparts``).
@@ -339,6 +337,8 @@ def load_model_session(
         Bodyparts every session must have (``use_bodyparts`` and the anatomy keys).
     min_frames : int, default 1
         Config key ``min_frames``.
+    **source
+        ``animal``, ``fps``, ``video``: passed to :func:`load_session`.
 
     Returns
     -------
@@ -349,7 +349,7 @@ def load_model_session(
     InputError
         The file cannot make a session; the message starts with the file's path.
     """
-    kp = load_session(path, format, session=session, animal=animal, fps=fps, video=video, bodyparts=bodyparts)
+    kp = load_session(path, format, session=session, bodyparts=bodyparts, **source)
     kp = reorder_bodyparts(kp, bodyparts, required=required_bodyparts if use_bodyparts else None)
     return validate_session(
         kp, required_bodyparts=required_bodyparts, min_frames=min_frames, used_bodyparts=use_bodyparts or None
