@@ -68,8 +68,8 @@ if with_nwb:
         data,
         json.loads(Path(inp.model).read_text()),
         inp.source,
-        p.format,
-        animal=p.animal if isinstance(p.animal, str) else "",  # empty cells read as NaN
+        p.source["format"],
+        animal=p.source["animal"],  # "" when the table has none
         metadata=dict(p.metadata),
         skeleton=p.skeleton,
         **names,

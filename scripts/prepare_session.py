@@ -18,11 +18,8 @@ p, out = snakemake.params, snakemake.output  # noqa: F821
 
 kp = load_model_session(
     snakemake.input[0],  # noqa: F821
-    p.format,
     session=snakemake.wildcards.session,  # noqa: F821
-    animal=p.animal or "",
-    fps=p.fps,
-    video=p.video or "",
+    **p.source,  # format, animal, fps, video (common.smk: session_pose_source)
     bodyparts=p.bodyparts,
     use_bodyparts=p.use_bodyparts,
     required_bodyparts=p.required_bodyparts,

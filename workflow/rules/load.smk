@@ -25,10 +25,7 @@ rule prepare_session:
     resources:
         mem_mb=light_mem_mb,
     params:
-        format=lambda w: session_row(w)["format"],
-        animal=lambda w: session_row(w)["animal"],
-        fps=session_fps,
-        video=lambda w: session_row(w)["video"],
+        source=session_pose_source,
         bodyparts=config["bodyparts"],
         use_bodyparts=config["use_bodyparts"],
         required_bodyparts=sorted(
