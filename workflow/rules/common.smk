@@ -21,6 +21,8 @@ TRAIN_SESSIONS = SESSIONS.index[SESSIONS["train"].astype(bool)].tolist()
 APPLY_SESSIONS = SESSIONS.index[~SESSIONS["train"].astype(bool)].tolist()
 # Membership per job: a list scan is quadratic in sessions.
 TRAINED = frozenset(TRAIN_SESSIONS)
+# Rows as dicts: a dict lookup per job, not a pandas row (fast DAGs at 1,000s of sessions).
+SESSION_ROWS = SESSIONS.to_dict("index")
 
 
 wildcard_constraints:
@@ -87,7 +89,7 @@ except CalibrationError as error:
     raise WorkflowError(str(error)) from None
 SESSION_CATALOG = {
     s: catalog_entry(s, row["path"], row["video"], row["animal"])
-    for s, row in SESSIONS.iterrows()
+    for s, row in SESSION_ROWS.items()
 }
 
 
@@ -121,11 +123,6 @@ def model_config(keys=MODEL_KEYS):
     if "error_estimator" in model and CALIBRATION["annotations"]:
         model["error_estimator"] = {"calibrated": ERROR_ESTIMATOR_TSV}
     return model
-
-
-SESSION_ROWS = SESSIONS.to_dict(
-    "index"
-)  # a dict lookup: fast DAGs at 1,000s of sessions
 
 
 def session_row(wildcards):
