@@ -139,8 +139,8 @@ def session_fps(wildcards):
 
 
 # One params function per rule, not one per column: Snakemake inspects and calls each params
-# function of each job, so at 1,000 sessions four lambdas cost 0.3 s of every dry run
-# (benchmarks/README.md, "Dry run at scale").
+# function of each job; at 1,000 sessions the six lambdas these replace cost 0.2 to 0.4 s of
+# every dry run (benchmarks/README.md, "Dry run at scale").
 def session_pose_source(wildcards):
     """What prepare_session reads a session's pose file with (kpms_flow.formats.load_session)."""
     row = session_row(wildcards)
