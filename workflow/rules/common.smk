@@ -133,28 +133,24 @@ def session_source(wildcards):
     return session_row(wildcards)["path"]
 
 
-def session_fps(wildcards):
-    fps = session_row(wildcards)["fps"]
-    return None if fps != fps or fps is None else float(fps)
-
-
 # One params function per rule, not one per column: Snakemake inspects and calls each params
 # function of each job; at 1,000 sessions the six lambdas these replace cost 0.2 to 0.4 s of
 # every dry run (benchmarks/README.md, "Dry run at scale").
-def session_pose_source(wildcards):
-    """What prepare_session reads a session's pose file with (kpms_flow.formats.load_session)."""
-    row = session_row(wildcards)
-    return {
-        "format": row["format"],
-        "animal": row["animal"],
-        "fps": session_fps(wildcards),
-        "video": row["video"],
-    }
-
-
 def session_format_and_animal(wildcards):
     row = session_row(wildcards)
     return {"format": row["format"], "animal": row["animal"]}
+
+
+def session_pose_source(wildcards):
+    """What prepare_session reads a session's pose file with (kpms_flow.formats.load_session):
+    its format, animal, fps (None when the table has none) and video."""
+    row = session_row(wildcards)
+    fps = row["fps"]  # float, NaN when empty (read_sessions_table)
+    return {
+        **session_format_and_animal(wildcards),
+        "fps": None if fps != fps else float(fps),
+        "video": row["video"],
+    }
 
 
 def clean_files(sessions):
