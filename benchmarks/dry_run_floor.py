@@ -27,7 +27,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,13 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dry_run_scale import ROOT, SNAKEMAKE, children_cpu, complete  # noqa: E402
+from dry_run_scale import (  # noqa: E402
+    ROOT,
+    SNAKEMAKE,
+    complete,
+    timed_dry_run,
+    write_results,
+)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from kpms_flow.dryrun import job_counts  # noqa: E402
@@ -371,14 +376,7 @@ def job_stats(jobs: dict[str, int]) -> str:
 
 
 def dry_run(workdir: Path) -> tuple[float, float, str]:
-    cmd = [SNAKEMAKE, "-d", str(workdir), "--cores", "2", "-n"]
-    cpu, start = children_cpu(), time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
-    elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
-    text = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        raise SystemExit(f"snakemake -n failed ({proc.returncode}):\n{text[-5000:]}")
-    return elapsed, cpu, text
+    return timed_dry_run([SNAKEMAKE, "-d", str(workdir), "--cores", "2", "-n"], workdir)
 
 
 def run(workdir: Path, n: int, batch: int, repeats: int) -> list[dict]:
@@ -443,12 +441,7 @@ def main(argv=None) -> int:
         for batch in args.batch:
             with tempfile.TemporaryDirectory(prefix="kpms_flow_dry_run_floor_") as scratch:
                 rows += run(Path(scratch), n, batch, args.repeats)
-    table = pd.DataFrame(rows)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(RESULTS, sep="\t", index=False, float_format="%.3f")
-    with pd.option_context("display.max_colwidth", 80, "display.width", 250):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results(rows, RESULTS)
     return 0
 
 

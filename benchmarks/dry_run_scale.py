@@ -122,6 +122,11 @@ def dry_run(workdir: Path, config: Path) -> tuple[float, float, str]:
         str(config),
         "-n",
     ]
+    return timed_dry_run(cmd, workdir)
+
+
+def timed_dry_run(cmd: list[str], workdir: Path) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one ``snakemake -n`` command line run in workdir, its output."""
     cpu, start = children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     elapsed, cpu = time.perf_counter() - start, children_cpu() - cpu
@@ -296,13 +301,18 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory(prefix="kpms_flow_dry_run_scale_") as scratch:
                 rows += run_scale(Path(scratch), n, args.repeats)
 
+    write_results(rows, RESULTS)
+    return 0
+
+
+def write_results(rows: list[dict], path: Path) -> None:
+    """Print the rows as a table and write them to path (TSV)."""
     table = pd.DataFrame(rows)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(RESULTS, sep="\t", index=False, float_format="%.3f")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, float_format="%.3f")
     with pd.option_context("display.max_colwidth", 80, "display.width", 250):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
-    return 0
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
