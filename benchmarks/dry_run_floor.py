@@ -6,9 +6,12 @@ dry_run_scale.py times the real workflow. This one writes a Snakefile with the s
 per-session shape and nothing else: per session a ``prepare_session`` job (1 input, 4
 outputs), an ``export_session`` job (4 inputs, 2 outputs), ``apply_model`` for a held-out
 session, each with ``log:``, ``benchmark:``, ``conda:`` and ``script:`` like the project's,
-and the same 11 references to each session's files in the summary rules' inputs (``all`` 3,
-``provenance`` 2, the manifest, the training set, the training data, the QA summary, the run
-summary, a plot). No params, no resource functions, no config schema, no sessions-table
+and the same references to each session's files in the summary rules' inputs (``all`` 3,
+``provenance`` 2, the QA summary, the run summary; a training session's clean file and QA
+table in the manifest, the training set, the training data and a plot; a held-out session's
+labels in the group statistics). tests/test_workflow.py checks that each session's files
+appear in the same rules as often as in the real workflow's dry run
+(``session_references``). No params, no resource functions, no config schema, no sessions-table
 validation: what is left is Snakemake's work for this many jobs and files, the floor under
 any change to kpms-flow's own code.
 
@@ -39,6 +42,7 @@ from dry_run_scale import (  # noqa: E402
     ROOT,
     SNAKEMAKE,
     complete,
+    jobs_listed,
     timed_dry_run,
     write_results,
 )
@@ -57,6 +61,7 @@ with open("sessions.tsv") as table:
     ROWS = list(csv.DictReader(table, delimiter="\t"))
 SESSIONS = [r["session"] for r in ROWS]
 TRAIN = [r["session"] for r in ROWS if r["train"] == "true"]
+APPLY = [r["session"] for r in ROWS if r["train"] != "true"]
 BATCH = @BATCH@
 TRAINED = frozenset(TRAIN)
 BATCHES = {s: i // BATCH for i, s in enumerate(SESSIONS)}
@@ -86,6 +91,7 @@ rule all:
         "results/provenance.json",
         "results/qa/summary.tsv",
         "results/trajectories.png",
+        "results/groups/stats_df.tsv",
         per_session("results/sessions/{session}/outliers.png"),
         per_session("results/syllables/{session}.csv"),
         per_session("results/nwb/{session}.nwb"),
@@ -269,6 +275,18 @@ rule plot_trajectories:
         "job.py"
 
 
+rule group_statistics:
+    input:
+        "results/extract/results.h5",
+        per_session("results/apply/{session}.h5", APPLY),
+    output:
+        "results/groups/stats_df.tsv",
+    log:
+        "results/logs/group_statistics.log",
+    script:
+        "job.py"
+
+
 rule qa_summary:
     input:
         per_session("results/sessions/{session}/qa.tsv"),
@@ -364,6 +382,19 @@ def setup(workdir: Path, n_sessions: int, batch: int) -> None:
         rows.append({"session": name, "train": "true" if i < n_sessions - 1 else "false"})
     pd.DataFrame(rows).to_csv(workdir / "sessions.tsv", sep="\t", index=False)
     write_snakefile(workdir, batch)
+
+
+def session_references(text: str, session: str) -> dict[tuple[str, str], int]:
+    """(rule, "input" or "output") -> how many of its jobs' files name the session, from a
+    dry run's listing: the per-session shape that this floor copies."""
+    name = re.compile(re.escape(session) + r"(?!\d)")
+    counts: dict[tuple[str, str], int] = {}
+    for rule, inputs, outputs in jobs_listed(text):
+        for kind, files in (("input", inputs), ("output", outputs)):
+            n = sum(bool(name.search(f)) for f in files)
+            if n:
+                counts[(rule, kind)] = counts.get((rule, kind), 0) + n
+    return counts
 
 
 def job_stats(jobs: dict[str, int]) -> str:

@@ -3,12 +3,14 @@ real keypoint-moseq)."""
 
 from __future__ import annotations
 
+import sys
+
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import copy_run, dry_run_jobs
+from conftest import ROOT, copy_run, dry_run_jobs
 
 pytestmark = pytest.mark.workflow
 
@@ -64,6 +66,25 @@ def test_extract_results_inputs_do_not_grow_with_sessions(fresh_dry_run_output):
     assert not [path for path in inputs if "/sessions/" in path], inputs
     manifest = fresh_dry_run_output.split("rule clean_manifest:", 1)[1]
     assert manifest.split("input:", 1)[1].splitlines()[0].count("clean.h5") == len(TRAIN)
+
+
+def test_the_dry_run_floor_has_this_workflows_per_session_shape(tmp_path):
+    """benchmarks/dry_run_floor.py measures Snakemake's cost for this workflow's DAG without
+    its code: each session's files must appear in the same rules, as often, as in the real
+    workflow's dry run, or its floor stands for another workflow."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import dry_run_floor
+    import dry_run_scale
+
+    real, floor = tmp_path / "real", tmp_path / "floor"
+    real.mkdir()
+    _, _, real_listing = dry_run_scale.dry_run(real, dry_run_scale.setup(real, 4))
+    dry_run_floor.setup(floor, 4, batch=1)
+    _, _, floor_listing = dry_run_floor.dry_run(floor)
+    for session in ("s00000", "s00003"):  # a training session, the held-out one
+        real_refs = dry_run_floor.session_references(real_listing, session)
+        assert ("prepare_session", "output") in real_refs, real_refs
+        assert dry_run_floor.session_references(floor_listing, session) == real_refs
 
 
 @pytest.fixture(scope="module")
