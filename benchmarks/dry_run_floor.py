@@ -4,7 +4,7 @@
 
 dry_run_scale.py times the real workflow. This one writes a Snakefile with the same
 per-session shape and nothing else: per session a ``prepare_session`` job (1 input, 4
-outputs), an ``export_session`` job (4 inputs, 2 outputs), ``apply_model`` for a held-out
+outputs), an ``export_session`` job (5 inputs, 2 outputs), ``apply_model`` for a held-out
 session, each with ``log:``, ``benchmark:``, ``conda:`` and ``script:`` like the project's,
 and the same references to each session's files in the summary rules' inputs (``all`` 3,
 ``provenance`` 2, the QA summary, the run summary; a training session's clean file and QA
